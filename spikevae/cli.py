@@ -1,0 +1,98 @@
+"""Command line: each command parses options, builds a config, calls one API function."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import click
+
+from . import __version__
+from .errors import SpikevaeError
+
+
+class _Command(click.Command):
+    """Turns user errors into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SpikevaeError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing was written", err=True)
+            sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spikevae")
+def main():
+    """Spike sorting for Blackrock Utah-array recordings (.ns6) with a capacity-annealed β-VAE."""
+
+
+@main.command(cls=_Command)
+@click.argument("recording", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", type=click.Path(file_okay=False), help="Result folder [default: RECORDING.spikevae beside the input].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing result folder.")
+@click.option("--channels", help="Electrodes to sort, e.g. 1-32,40 [default: all].")
+@click.option("--band", nargs=2, type=float, default=(250.0, 750.0), show_default=True, metavar="LO HI",
+              help="Band-pass in Hz (zero-phase Butterworth).")
+@click.option("--filter-order", type=int, default=4, show_default=True, help="Butterworth order (per pass).")
+@click.option("--threshold", type=float, default=4.5, show_default=True, help="Detection threshold, × robust noise SD.")
+@click.option("--polarity", type=click.Choice(["neg", "pos", "both"]), default="neg", show_default=True)
+@click.option("--dead-time-ms", type=float, default=1.0, show_default=True, help="Minimum spacing of events on one electrode.")
+@click.option("--align-sample", type=int, default=11, show_default=True, help="Sample of the 48 on which the trough sits.")
+@click.option("--artifact-fraction", type=float, default=0.5, show_default=True,
+              help="Reject events seen at once on at least this share of electrodes.")
+@click.option("--max-amplitude", type=float, default=1500.0, show_default=True, help="Reject events larger than this (µV).")
+@click.option("--model", type=click.Path(dir_okay=False), help="Embed with this saved model.pt instead of training.")
+@click.option("--latent-dim", type=int, help="β-VAE latent size.")
+@click.option("--beta", type=float, help="Weight of |KL − C|.")
+@click.option("--c-max", type=float, help="Final capacity C in nats.")
+@click.option("--epochs", type=int, help="Training epochs.")
+@click.option("--max-train", type=int, help="Most waveforms used for training (balanced across electrodes).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Makes CPU runs reproducible bit for bit.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output (warnings and errors still shown).")
+def sort(recording, out, overwrite, channels, band, filter_order, threshold, polarity, dead_time_ms,
+         align_sample, artifact_fraction, max_amplitude, model, latent_dim, beta, c_max, epochs, max_train,
+         device, seed, quiet):
+    """Sort RECORDING (a Blackrock .ns6 file) into units, one result folder out."""
+    from .config import SortConfig
+    from .detection import DetectionParams
+    from .model import VAEConfig
+    from .pipeline import sort as run_sort
+    from .progress import Reporter
+
+    vae_overrides = {k: v for k, v in dict(latent_dim=latent_dim, beta=beta, c_max=c_max, epochs=epochs,
+                                           max_train=max_train).items() if v is not None}
+    cfg = SortConfig(
+        channels=channels, band_hz=tuple(band), filter_order=filter_order, device=device, seed=seed,
+        detection=DetectionParams(threshold=threshold, polarity=polarity, dead_time_ms=dead_time_ms,
+                                  align_sample=align_sample, artifact_fraction=artifact_fraction,
+                                  max_amplitude_uv=max_amplitude),
+        vae=dataclasses.replace(VAEConfig(), **vae_overrides),
+    )
+    run_sort(recording, cfg, out=out, model=model, overwrite=overwrite, reporter=Reporter(quiet=quiet))
+
+
+@main.command(cls=_Command)
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--electrodes", type=int, default=16, show_default=True)
+@click.option("--duration", type=float, default=20.0, show_default=True, help="Recorded seconds (pauses excluded).")
+@click.option("--segments", type=int, default=1, show_default=True, help="Split by pauses into this many segments.")
+@click.option("--spec", type=click.Choice(["2.2", "2.3", "3.0", "3.0-ptp"]), default="2.3", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def simulate(out, electrodes, duration, segments, spec, seed, quiet):
+    """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz."""
+    from .progress import Reporter
+    from .simulate import SimulationConfig
+    from .simulate import simulate as run_simulation
+
+    if not out.endswith(".ns6"):
+        raise SpikevaeError(f"{out}: the simulated recording must be named *.ns6")
+    cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed)
+    rep = Reporter(quiet=quiet)
+    with rep.bar("simulate", duration, unit="s", scale=1 / 30_000) as up:
+        gt = run_simulation(out, cfg, progress=up)
+    rep.info(f"{len(gt.unit_electrode)} units, {len(gt.timestamp)} spikes → {out}")

@@ -1,0 +1,24 @@
+"""All settings of a sort in one dataclass, written whole into ``run.json``."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .clustering import ClusterParams
+from .detection import DetectionParams
+from .model import VAEConfig
+
+
+@dataclass
+class SortConfig:
+    channels: str | None = None            # e.g. "1-32,40"; None = every electrode
+    band_hz: tuple[float, float] = (250.0, 750.0)
+    filter_order: int = 4
+    gap_tolerance_ms: float = 1.0          # PTP files: gaps up to this are not pauses
+    device: str = "auto"                   # auto, cpu or cuda
+    seed: int = 0
+    detection: DetectionParams = field(default_factory=DetectionParams)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    cluster: ClusterParams = field(default_factory=ClusterParams)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,151 @@
+"""Threshold-crossing detection, artifact rejection and waveform cutting, streamed.
+
+Noise per electrode is the median absolute deviation of the filtered signal (median|x| /
+0.6745) over windows spread across the whole recording. An event is a local extremum
+beyond ``threshold × noise`` that is the largest within ± the dead time; its waveform is
+cut with the extremum at ``align_sample``. Events that appear on many electrodes at once
+(the common-mode transients Utah arrays are known for) and events of impossible amplitude
+are rejected and counted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .filtering import BandpassFilter, Chunk
+from .reader import TICKS_PER_SECOND
+from .store import SpikeStore
+
+RAIL = 32000  # |raw int16| at or above this is treated as saturated
+
+
+@dataclass
+class DetectionParams:
+    threshold: float = 4.5            # × robust noise SD
+    polarity: str = "neg"             # neg, pos or both
+    dead_time_ms: float = 1.0
+    n_samples: int = 48
+    align_sample: int = 11
+    artifact_fraction: float = 0.5    # reject events seen on ≥ this share of electrodes at once
+    artifact_window_ms: float = 0.5
+    max_amplitude_uv: float = 1500.0
+    chunk_s: float = 2.0
+
+
+@dataclass
+class NoiseEstimate:
+    noise_uv: np.ndarray              # robust SD of the filtered signal, per electrode
+    skipped: dict[int, str]           # channel index → why it is not sorted (flat, saturated)
+
+
+@dataclass
+class Detection:
+    store: SpikeStore                 # timestamp, electrode (channel index), amplitude, waveform
+    noise: NoiseEstimate
+    counts: dict = field(default_factory=dict)
+
+
+def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 1.0) -> NoiseEstimate:
+    """Robust noise SD per electrode from windows spread over every segment; flags flat and
+    saturated electrodes."""
+    rec = filt.recording
+    win = int(window_s * TICKS_PER_SECOND)
+    sizes = np.array([s.n_samples for s in rec.segments])
+    total = sizes.sum()
+    starts = np.unique(np.linspace(0, max(total - win, 0), n_windows).astype(np.int64))
+    mads, railed, n_raw = [], np.zeros(rec.n_channels), 0
+    edges = np.cumsum(sizes)
+    for g in starts:
+        seg = int(np.searchsorted(edges, g, side="right"))
+        a = int(g - (edges[seg] - sizes[seg]))
+        b = min(a + win, int(sizes[seg]))
+        mads.append(np.median(np.abs(filt.filter_range(seg, a, b)), axis=1) / 0.6745)
+        raw = rec.read_raw(seg, a, b)
+        railed += (np.abs(raw.astype(np.int32)) >= RAIL).sum(axis=1)
+        n_raw += raw.shape[1]
+    noise = np.median(mads, axis=0)
+    skipped = {}
+    for ch in range(rec.n_channels):
+        if noise[ch] < 0.1:
+            skipped[ch] = "flat (no signal)"
+        elif railed[ch] > 0.01 * n_raw:
+            skipped[ch] = f"saturated ({100 * railed[ch] / n_raw:.0f}% of samples at the rail)"
+    return NoiseEstimate(noise_uv=noise, skipped=skipped)
+
+
+class Detector:
+    """Turns filtered chunks into events; ``run`` streams a whole recording into a store."""
+
+    def __init__(self, params: DetectionParams, noise: NoiseEstimate):
+        self.p = params
+        self.noise = noise
+        self.dead = max(1, int(round(params.dead_time_ms * TICKS_PER_SECOND / 1000)))
+        self.window = int(round(params.artifact_window_ms * TICKS_PER_SECOND / 1000))
+        self.good = np.ones(len(noise.noise_uv), bool)
+        self.good[list(noise.skipped)] = False
+        if params.polarity not in ("neg", "pos", "both"):
+            raise ValueError(f"polarity must be neg, pos or both, not {params.polarity!r}")
+        if not 0 <= params.align_sample < params.n_samples:
+            raise ValueError("align_sample must lie inside the waveform")
+
+    @property
+    def context(self) -> int:
+        return self.p.n_samples + self.dead + self.window
+
+    def events(self, chunk: Chunk) -> tuple[dict, dict]:
+        """Accepted events of this chunk's own samples, and the counts of what was rejected."""
+        y, p = chunk.data, self.p
+        s = -y if p.polarity == "neg" else (y if p.polarity == "pos" else np.abs(y))
+        thr = np.where(self.good, p.threshold * self.noise.noise_uv, np.inf).astype(np.float32)
+        peak = (s >= thr[:, None]) & (s == ndimage.maximum_filter1d(s, 2 * self.dead + 1, axis=1))
+        ch, pos = np.nonzero(peak)  # channel-major; reordered by time below
+        fits = (pos >= p.align_sample) & (pos - p.align_sample + p.n_samples <= y.shape[1])
+        ch, pos = ch[fits], pos[fits]
+        again = np.r_[False, (np.diff(pos) < self.dead) & (np.diff(ch) == 0)]  # equal-valued plateaus
+        ch, pos = ch[~again], pos[~again]
+
+        t = chunk.lo + pos
+        order = np.argsort(t, kind="stable")
+        ts = t[order]
+        near = np.searchsorted(ts, ts + self.window, "right") - np.searchsorted(ts, ts - self.window, "left")
+        common = np.empty_like(near, dtype=bool)
+        common[order] = near >= max(2, int(np.ceil(p.artifact_fraction * self.good.sum())))
+
+        own = (t >= chunk.start) & (t < chunk.stop)
+        wf = y[ch[:, None], pos[:, None] - p.align_sample + np.arange(p.n_samples)]
+        too_big = np.abs(wf).max(axis=1) > p.max_amplitude_uv
+        keep = own & ~common & ~too_big
+        keep = order[keep[order]]  # time order, so the store is sorted by timestamp
+        counts = {"detected": int(own.sum()), "rejected_common_mode": int((own & common).sum()),
+                  "rejected_amplitude": int((own & ~common & too_big).sum())}
+        return {"sample": t[keep], "electrode": ch[keep], "amplitude": y[ch[keep], pos[keep]],
+                "waveform": wf[keep]}, counts
+
+    def run(self, filt: BandpassFilter, store: SpikeStore, progress=None) -> dict:
+        counts = {"detected": 0, "rejected_common_mode": 0, "rejected_amplitude": 0}
+        chunk_samples = int(self.p.chunk_s * TICKS_PER_SECOND)
+        for chunk in filt.chunks(chunk_samples, context=self.context):
+            ev, c = self.events(chunk)
+            start_tick = filt.recording.segments[chunk.segment].start_tick
+            store.append(timestamp=start_tick + ev["sample"], electrode=ev["electrode"],
+                         amplitude=ev["amplitude"], waveform=ev["waveform"])
+            for k in counts:
+                counts[k] += c[k]
+            if progress is not None:
+                progress(chunk.stop - chunk.start)
+        counts["kept"] = store.n
+        return counts
+
+
+def detect(filt: BandpassFilter, params: DetectionParams, folder, progress=None) -> Detection:
+    """Estimate noise, then stream detection over the whole recording into ``folder``."""
+    noise = estimate_noise(filt)
+    store = SpikeStore(folder, {"timestamp": (np.int64, ()), "electrode": (np.int16, ()),
+                                "amplitude": (np.float32, ()), "waveform": (np.float32, (params.n_samples,))})
+    try:
+        counts = Detector(params, noise).run(filt, store, progress)
+    finally:
+        store.close()
+    return Detection(store=store, noise=noise, counts=counts)

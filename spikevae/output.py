@@ -1,0 +1,105 @@
+"""The result folder: written under a temporary name and renamed only when complete.
+
+Contents (all readable without spikevae):
+- ``spikes.npz``: timestamp (int64 30 kHz ticks of the file clock), time_s, electrode_id,
+  unit (global id, −1 = unsorted), amplitude_uv, latent (n × d);
+- ``units.csv``: unit, electrode_id, n_spikes, firing_rate_hz, amplitude_uv, snr,
+  isi_violation_fraction;
+- ``waveforms.npz``: unit, electrode_id, mean and sd (units × samples, µV);
+- ``model.pt`` (the β-VAE) and ``run.json`` (configuration, versions, input, timings, counts).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpikevaeError
+
+UNIT_COLUMNS = ("unit", "electrode_id", "n_spikes", "firing_rate_hz", "amplitude_uv", "snr",
+                "isi_violation_fraction")
+COMPLETE_FILES = ("spikes.npz", "units.csv", "waveforms.npz", "run.json")
+
+
+def default_out(recording_path) -> Path:
+    """``session.ns6`` → ``session.spikevae/`` beside it."""
+    p = Path(recording_path)
+    return p.with_name(p.stem + ".spikevae")
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Fail before any work if the result exists and may not be replaced."""
+    if out.exists() and not overwrite:
+        raise SpikevaeError(f"{out} already exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise SpikevaeError(f"{out.parent}: no such folder for the output")
+
+
+@contextmanager
+def staged_folder(out: Path, overwrite: bool):
+    """Yield a temporary folder beside ``out``; on success it replaces ``out`` atomically
+    (per rename), on any failure it is removed and ``out`` is left as it was."""
+    check_out(out, overwrite)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_units_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=UNIT_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def write_json(path: Path, obj: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, default=_json_default)
+        f.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (np.ndarray,)):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def load_result(folder) -> dict:
+    """A finished result folder as plain arrays: ``spikes``, ``units`` (list of dicts),
+    ``waveforms`` and ``run`` (the parsed run.json)."""
+    folder = Path(folder)
+    missing = [f for f in COMPLETE_FILES if not (folder / f).is_file()]
+    if missing:
+        raise SpikevaeError(f"{folder}: not a complete spikevae result (missing {', '.join(missing)})")
+    with np.load(folder / "spikes.npz") as f:
+        spikes = {k: f[k] for k in f.files}
+    with np.load(folder / "waveforms.npz") as f:
+        waveforms = {k: f[k] for k in f.files}
+    with open(folder / "units.csv", newline="") as f:
+        units = [{k: (float(v) if k not in ("unit", "electrode_id", "n_spikes") else int(v))
+                  for k, v in r.items()} for r in csv.DictReader(f)]
+    with open(folder / "run.json") as f:
+        run = json.load(f)
+    return {"spikes": spikes, "units": units, "waveforms": waveforms, "run": run}

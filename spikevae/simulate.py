@@ -1,0 +1,195 @@
+"""Simulated Utah-array recordings with ground truth, written as real ``.ns6`` bytes.
+
+Each electrode carries 0 to a few units (one electrode per unit, as on a Utah array) with
+varied extracellular waveforms (narrow and broad), refractory spike trains and a little
+amplitude jitter, on top of thermal noise, background "hash" of distant small units, a
+1/f LFP, line noise and common-mode artifacts that hit every electrode at once. The
+recording can be split by pauses into several segments. Generation is chunked, so the
+memory needed does not depend on the duration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from .groundtruth import GroundTruth, ground_truth_path
+from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
+
+FS = TICKS_PER_SECOND
+TEMPLATE_SAMPLES = 64
+TEMPLATE_TROUGH = 20  # index of the trough inside a stored template
+
+
+@dataclass
+class SimulationConfig:
+    """Every knob of the simulator; defaults give a moderately hard Utah-array recording."""
+
+    n_electrodes: int = 16
+    duration_s: float = 20.0          # recorded time, pauses excluded
+    seed: int = 0
+    spec: str = "2.3"                 # NSx spec of the written file: 2.2, 2.3, 3.0, 3.0-ptp
+    n_segments: int = 1               # >1 splits the recording by pauses
+    pause_s: float = 3.0              # unrecorded time between segments
+    units_per_electrode: tuple[float, ...] = (0.1, 0.3, 0.4, 0.2)  # P(0 units), P(1), P(2), P(3)
+    amplitude_uv: tuple[float, float] = (40.0, 400.0)   # trough, log-uniform between these
+    rate_hz: tuple[float, float] = (0.5, 30.0)          # firing rate, log-uniform
+    refractory_ms: float = 2.0
+    amplitude_jitter: float = 0.05    # SD of the spike-to-spike amplitude factor
+    noise_uv: float = 6.0             # white thermal noise SD (wideband)
+    hash_rate_hz: float = 200.0       # background spikes per second per electrode
+    hash_amplitude_uv: tuple[float, float] = (4.0, 25.0)
+    lfp_uv: float = 80.0              # SD of the 1/f local field potential
+    line_uv: float = 15.0             # amplitude of mains interference
+    line_hz: float = 60.0
+    artifact_rate_hz: float = 0.05    # common-mode transients per second
+    artifact_uv: float = 1500.0
+
+
+def random_template(rng: np.random.Generator) -> np.ndarray:
+    """One extracellular waveform of unit trough depth: a trough, a repolarisation bump and a
+    small pre-trough bump, with widths drawn for narrow (fast-spiking) or broad cells."""
+    t = (np.arange(TEMPLATE_SAMPLES) - TEMPLATE_TROUGH) / FS * 1e3  # ms
+    narrow = rng.random() < 0.35
+    w1 = rng.uniform(0.07, 0.11) if narrow else rng.uniform(0.11, 0.2)
+    delay = rng.uniform(0.2, 0.35) if narrow else rng.uniform(0.35, 0.75)
+    w2 = rng.uniform(0.1, 0.2) if narrow else rng.uniform(0.18, 0.4)
+    repol = rng.uniform(0.25, 0.6) if narrow else rng.uniform(0.1, 0.4)
+    pre = rng.uniform(0.0, 0.15)
+    x = (-np.exp(-t**2 / (2 * w1**2)) + repol * np.exp(-(t - delay) ** 2 / (2 * w2**2))
+         + pre * np.exp(-(t + 0.3) ** 2 / (2 * 0.1**2)))
+    return x / -x.min()
+
+
+def _spike_train(rng, rate_hz: float, refractory_s: float, duration_s: float) -> np.ndarray:
+    """Poisson process with a dead time: ISI = refractory + exponential."""
+    mean_free = max(1.0 / rate_hz - refractory_s, 1e-4)
+    n = int(duration_s * rate_hz * 1.3) + 20
+    t = np.cumsum(refractory_s + rng.exponential(mean_free, n))
+    while t[-1] < duration_s:
+        t = np.concatenate([t, t[-1] + np.cumsum(refractory_s + rng.exponential(mean_free, n))])
+    return t[t < duration_s]
+
+
+def _add_events(out: np.ndarray, start: int, ticks: np.ndarray, amps: np.ndarray,
+                templates: np.ndarray) -> None:
+    """Add ``amps[i] * templates[i]`` with its trough at ``ticks[i]`` into ``out`` (chunk at ``start``)."""
+    if len(ticks) == 0:
+        return
+    idx = (ticks - start - TEMPLATE_TROUGH)[:, None] + np.arange(TEMPLATE_SAMPLES)
+    ok = (idx >= 0) & (idx < len(out))
+    out += np.bincount(idx[ok], weights=(amps[:, None] * templates)[ok], minlength=len(out))[: len(out)]
+
+
+class _Layout:
+    """Where each segment sits on the file clock."""
+
+    def __init__(self, cfg: SimulationConfig):
+        n = int(round(cfg.duration_s * FS))
+        sizes = np.full(cfg.n_segments, n // cfg.n_segments)
+        sizes[-1] += n - sizes.sum()
+        gap = int(round(cfg.pause_s * FS))
+        self.starts = np.concatenate([[0], np.cumsum(sizes[:-1] + gap)]).astype(np.int64)
+        self.sizes = sizes.astype(np.int64)
+        self.total_ticks = int(self.starts[-1] + self.sizes[-1])
+
+    def recorded(self, ticks: np.ndarray) -> np.ndarray:
+        seg = np.searchsorted(self.starts, ticks, side="right") - 1
+        return (seg >= 0) & (ticks < self.starts[seg.clip(0)] + self.sizes[seg.clip(0)])
+
+
+def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
+             progress=None) -> GroundTruth:
+    """Write a simulated recording to ``path`` (.ns6) and its ground truth beside it."""
+    cfg = config or SimulationConfig()
+    rng = np.random.default_rng(cfg.seed)
+    layout = _Layout(cfg)
+    span_s = layout.total_ticks / FS
+    n_el = cfg.n_electrodes
+
+    # Units: electrode, template, amplitude, rate, spike train on the file clock.
+    probs = np.asarray(cfg.units_per_electrode, float)
+    counts = rng.choice(len(probs), size=n_el, p=probs / probs.sum())
+    unit_el = np.repeat(np.arange(n_el), counts)
+    n_units = len(unit_el)
+    lo, hi = np.log(cfg.amplitude_uv)
+    unit_amp = np.exp(rng.uniform(lo, hi, n_units))
+    lo, hi = np.log(cfg.rate_hz)
+    unit_rate = np.exp(rng.uniform(lo, hi, n_units))
+    unit_tpl = np.array([random_template(rng) for _ in range(n_units)]).reshape(n_units, TEMPLATE_SAMPLES)
+    trains = [np.round(_spike_train(rng, r, cfg.refractory_ms / 1e3, span_s) * FS).astype(np.int64)
+              for r in unit_rate]
+    jitter = [1 + cfg.amplitude_jitter * rng.standard_normal(len(t)) for t in trains]
+    hash_bank = np.array([random_template(rng) for _ in range(16)])
+    art_ticks = np.round(_spike_train(rng, cfg.artifact_rate_hz, 0.05, span_s) * FS).astype(np.int64) \
+        if cfg.artifact_rate_hz > 0 else np.zeros(0, np.int64)
+    art_gain = rng.uniform(0.7, 1.3, n_el)
+    art_shape = _artifact_shape()
+
+    # 1/f-like LFP: white noise through a first-order low-pass at 1 Hz, half shared.
+    b, a = signal.butter(1, 1.0, fs=FS)
+    lfp_state = np.zeros((n_el + 1, 1))
+    lfp_gain = cfg.lfp_uv / np.sqrt(1.0 / (np.pi * FS))  # variance of the filtered noise ≈ πfc/fs
+    line_phase = rng.uniform(0, 2 * np.pi)
+
+    chunk = int(chunk_s * FS)
+    noise_sd = np.zeros(n_el)
+    sos = signal.butter(4, (250, 750), btype="bandpass", fs=FS, output="sos")
+    with NsxWriter(path, utah_channels(n_el), spec=cfg.spec) as writer:
+        for seg_start, seg_size in zip(layout.starts, layout.sizes):
+            writer.begin_segment(int(seg_start))
+            for c0 in range(int(seg_start), int(seg_start + seg_size), chunk):
+                c1 = min(c0 + chunk, int(seg_start + seg_size))
+                n = c1 - c0
+                t = np.arange(c0, c1) / FS
+                lfp_in = rng.standard_normal((n_el + 1, n))
+                lfp, lfp_state = signal.lfilter(b, a, lfp_in, axis=1, zi=lfp_state)
+                lfp *= lfp_gain
+                background = (cfg.noise_uv * rng.standard_normal((n_el, n))
+                              + 0.7 * lfp[:1] + 0.7 * lfp[1:]
+                              + cfg.line_uv * np.sin(2 * np.pi * cfg.line_hz * t + line_phase))
+                for e in range(n_el):
+                    k = rng.poisson(cfg.hash_rate_hz * n / FS)
+                    lo, hi = np.log(cfg.hash_amplitude_uv)
+                    _add_events(background[e], c0, rng.integers(c0, c1, k), np.exp(rng.uniform(lo, hi, k)),
+                                hash_bank[rng.integers(0, len(hash_bank), k)])
+                if c0 == seg_start == 0:
+                    noise_sd = np.median(np.abs(signal.sosfiltfilt(sos, background, axis=1)), axis=1) / 0.6745
+                data = background
+                for u in range(n_units):
+                    sel = slice(*np.searchsorted(trains[u], (c0 - TEMPLATE_SAMPLES, c1 + TEMPLATE_SAMPLES)))
+                    ticks = trains[u][sel]
+                    _add_events(data[unit_el[u]], c0, ticks, unit_amp[u] * jitter[u][sel],
+                                np.broadcast_to(unit_tpl[u], (len(ticks), TEMPLATE_SAMPLES)))
+                sel = (art_ticks > c0 - 3000) & (art_ticks < c1 + 3000)
+                for tick in art_ticks[sel]:
+                    i0, i1 = max(tick - c0, 0), min(tick - c0 + len(art_shape), n)
+                    if i1 > i0:
+                        seg = art_shape[i0 - (tick - c0): i1 - (tick - c0)]
+                        data[:, i0:i1] += cfg.artifact_uv * art_gain[:, None] * seg
+                writer.write(np.clip(np.round(data.T / 0.25), -32767, 32767).astype(np.int16))
+                if progress is not None:
+                    progress(n)
+
+    spike_ticks = np.concatenate(trains) if n_units else np.zeros(0, np.int64)
+    spike_unit = np.repeat(np.arange(n_units), [len(t) for t in trains])
+    keep = layout.recorded(spike_ticks)
+    order = np.argsort(spike_ticks[keep], kind="stable")
+    filtered_peak = np.array([np.abs(signal.sosfiltfilt(sos, np.pad(tp, 200))).max() for tp in unit_tpl]) \
+        if n_units else np.zeros(0)
+    gt = GroundTruth(
+        timestamp=spike_ticks[keep][order], unit=spike_unit[keep][order],
+        unit_electrode=unit_el + 1, unit_amplitude_uv=unit_amp, unit_rate_hz=unit_rate,
+        unit_snr=unit_amp * filtered_peak / noise_sd[unit_el] if n_units else np.zeros(0),
+        unit_template=unit_tpl * unit_amp[:, None],
+    )
+    gt.save(ground_truth_path(path))
+    return gt
+
+
+def _artifact_shape() -> np.ndarray:
+    """A fast common-mode transient (movement/chewing): a step that rings and decays in ~5 ms."""
+    t = np.arange(int(0.005 * FS)) / FS
+    return np.exp(-t / 0.0012) * np.cos(2 * np.pi * 900 * t)

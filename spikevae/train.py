@@ -1,0 +1,139 @@
+"""Train the β-VAE on detected waveforms, encode them, save and load the model.
+
+Waveforms enter the network in units of their electrode's noise SD (so one model serves
+every electrode and every session), then z-scored with one global mean and SD kept in the
+model file. Training draws at most ``max_train`` waveforms, balanced across electrodes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import SpikevaeError
+from .model import BetaVAE, VAEConfig
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` takes CUDA when present; ``cuda`` without a GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SpikevaeError("--device cuda: no CUDA GPU is available to PyTorch on this machine")
+    if name not in ("cpu", "cuda"):
+        raise SpikevaeError(f"--device {name}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass
+class TrainedModel:
+    """The network with the normalisation it was trained under, and its training curves."""
+
+    net: BetaVAE
+    mean: float
+    sd: float
+    history: dict = field(default_factory=dict)
+
+    def prepare(self, waveforms: np.ndarray, noise_uv: np.ndarray) -> np.ndarray:
+        """µV waveforms (n, samples) and their electrodes' noise SD (n,) → network input."""
+        return ((waveforms / noise_uv[:, None]) - self.mean) / self.sd
+
+    def save(self, path) -> None:
+        torch.save({"format": "spikevae-vae-1", "spikevae_version": __version__,
+                    "config": asdict(self.net.cfg), "state_dict": self.net.state_dict(),
+                    "mean": self.mean, "sd": self.sd, "history": self.history}, path)
+
+    @classmethod
+    def load(cls, path, device: torch.device | str = "cpu") -> "TrainedModel":
+        try:
+            ckpt = torch.load(path, map_location=device, weights_only=True)
+            net = BetaVAE(VAEConfig(**ckpt["config"]))
+            net.load_state_dict(ckpt["state_dict"])
+        except FileNotFoundError:
+            raise SpikevaeError(f"--model {path}: no such file") from None
+        except Exception as exc:
+            raise SpikevaeError(f"--model {path}: not a spikevae model ({type(exc).__name__})") from exc
+        return cls(net=net.to(device).eval(), mean=ckpt["mean"], sd=ckpt["sd"], history=ckpt.get("history", {}))
+
+
+def balanced_sample(electrode: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of at most ``cap`` spikes, as evenly spread over electrodes as they allow:
+    each electrode gives min(its spikes, q) with the largest quota q that fits in ``cap``."""
+    groups = [np.flatnonzero(electrode == e) for e in np.unique(electrode)]
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    lo, hi = 0, int(sizes.max(initial=0))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if np.minimum(sizes, mid).sum() <= cap else (lo, mid - 1)
+    picks = [rng.choice(g, size=min(len(g), lo), replace=False) for g in groups]
+    return np.sort(np.concatenate(picks + [np.zeros(0, np.int64)]))
+
+
+def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
+    """Train on network-ready waveforms ``x`` (n, samples), already normalised; see ``fit``."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    n_val = int(len(x) * cfg.val_fraction) if len(x) >= 200 else 0
+    perm = torch.randperm(len(x), generator=gen)
+    data = torch.as_tensor(x, dtype=torch.float32)
+    val, trn = data[perm[:n_val]].to(device), data[perm[n_val:]].to(device)
+    net = BetaVAE(cfg).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    history = {k: [] for k in ("loss", "recon", "kl", "capacity", "val_recon", "val_kl", "seconds")}
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        c = cfg.capacity(epoch)
+        net.train()
+        order = torch.randperm(len(trn), generator=gen).to(device)
+        sums = torch.zeros(3, device=device)
+        for i in range(0, len(trn), cfg.batch_size):
+            xb = trn[order[i:i + cfg.batch_size]]
+            loss, recon, kl = net.loss(xb, c)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += torch.stack([loss.detach(), recon.detach(), kl.detach()]) * len(xb)
+        loss, recon, kl = (sums / len(trn)).tolist()
+        if not math.isfinite(loss):
+            raise SpikevaeError(f"training diverged at epoch {epoch + 1} (loss {loss}); lower the learning rate")
+        net.eval()
+        with torch.no_grad():
+            _, v_recon, v_kl = net.loss(val, c) if n_val else (0, torch.tensor(0.0), torch.tensor(0.0))
+        for k, v in zip(history, (loss, recon, kl, c, float(v_recon), float(v_kl), time.perf_counter() - t0)):
+            history[k].append(v)
+        if progress is not None:
+            progress(1, loss=loss, recon=recon, kl=kl, C=c)
+    return TrainedModel(net=net.eval(), mean=0.0, sd=1.0, history=history)
+
+
+def fit(waveforms: np.ndarray, electrode: np.ndarray, noise_uv: np.ndarray, cfg: VAEConfig,
+        device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
+    """Draw a balanced training set from (possibly memory-mapped) spikes and train on it."""
+    rng = np.random.default_rng(seed)
+    idx = balanced_sample(np.asarray(electrode), cfg.max_train, rng)
+    x = np.asarray(waveforms[idx], dtype=np.float32) / noise_uv[np.asarray(electrode[idx])][:, None]
+    mean, sd = float(x.mean()), float(x.std()) or 1.0
+    model = train((x - mean) / sd, cfg, device, seed, progress)
+    model.mean, model.sd = mean, sd
+    return model
+
+
+@torch.no_grad()
+def encode(model: TrainedModel, waveforms: np.ndarray, electrode: np.ndarray, noise_uv: np.ndarray,
+           out: np.ndarray, batch: int = 16_384, progress=None) -> np.ndarray:
+    """Posterior means of every waveform, written batch by batch into ``out`` (n, latent)."""
+    device = next(model.net.parameters()).device
+    model.net.eval()
+    for i in range(0, len(waveforms), batch):
+        w = np.asarray(waveforms[i:i + batch], dtype=np.float32)
+        x = model.prepare(w, noise_uv[np.asarray(electrode[i:i + batch])]).astype(np.float32)
+        mu, _ = model.net.encoder(torch.as_tensor(x, device=device))
+        out[i:i + len(w)] = mu.cpu().numpy()
+        if progress is not None:
+            progress(len(w))
+    return out
+
