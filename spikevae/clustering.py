@@ -23,7 +23,7 @@ UNSORTED = -1
 class ClusterParams:
     max_units: int = 5
     n_dims: int = 3
-    min_spikes: int = 25
+    min_spikes: int = 15           # 10 and 25 scored the same; 15 keeps slow units of short files
     min_confidence: float = 0.6
     outlier_quantile: float = 0.999
     max_fit: int = 20_000          # spikes used to fit one electrode's mixture
@@ -62,3 +62,4 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
     remap[keep] = np.arange(len(keep))
     labels[labels >= 0] = remap[labels[labels >= 0]]
     return labels
+

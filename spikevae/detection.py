@@ -103,7 +103,8 @@ class Detector:
         ch, pos = np.nonzero(peak)  # channel-major; reordered by time below
         fits = (pos >= p.align_sample) & (pos - p.align_sample + p.n_samples <= y.shape[1])
         ch, pos = ch[fits], pos[fits]
-        again = np.r_[False, (np.diff(pos) < self.dead) & (np.diff(ch) == 0)]  # equal-valued plateaus
+        again = np.zeros(len(pos), bool)  # equal-valued plateaus give one peak per sample
+        again[1:] = (np.diff(pos) < self.dead) & (np.diff(ch) == 0)
         ch, pos = ch[~again], pos[~again]
 
         t = chunk.lo + pos

@@ -1,0 +1,121 @@
+"""Choose the β-VAE and clustering defaults by sorting accuracy on simulated ground truth.
+
+Detects once, then for each variant embeds, clusters per electrode and scores against the
+ground truth (SpikeInterface conventions). A per-electrode PCA(3) baseline runs in the
+same process on the same waveforms. Prints a table and writes JSON.
+
+    python benchmarks/tune_defaults.py --electrodes 32 --duration 60 --seeds 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from spikevae.clustering import ClusterParams, cluster_electrode
+from spikevae.detection import DetectionParams, detect
+from spikevae.filtering import BandpassFilter
+from spikevae.groundtruth import score
+from spikevae.model import VAEConfig
+from spikevae.reader import open_recording
+from spikevae.simulate import SimulationConfig, simulate
+from spikevae.train import encode, fit, pick_device
+
+VARIANTS = {
+    "default": {},
+    "25 epochs": dict(epochs=25, c_anneal_epochs=20),
+    "workshop (latent 2, C 2, lr 1e-2, 51 ep)": dict(latent_dim=2, c_max=2.0, lr=1e-2, epochs=51, c_anneal_epochs=50),
+    "latent 4": dict(latent_dim=4),
+    "latent 16": dict(latent_dim=16),
+    "C_max 5": dict(c_max=5.0),
+    "C_max 30": dict(c_max=30.0),
+    "beta 5": dict(beta=5.0),
+    "epochs 50": dict(epochs=50, c_anneal_epochs=40),
+    "plain AE": dict(variational=False, beta=0.0),
+    "latent 2, C 2, 25 epochs": dict(latent_dim=2, c_max=2.0, epochs=25, c_anneal_epochs=20),
+    "latent 2, C 2": dict(latent_dim=2, c_max=2.0),
+    "latent 2, C 4": dict(latent_dim=2, c_max=4.0),
+    "latent 3, C 3": dict(latent_dim=3, c_max=3.0),
+    "latent 4, C 4": dict(latent_dim=4, c_max=4.0),
+    "latent 4, C 8": dict(latent_dim=4, c_max=8.0),
+}
+
+
+def cluster_all(features, electrode, params, seed=0):
+    unit = np.full(len(features), -1, np.int64)
+    next_id = 0
+    for e in np.unique(electrode):
+        idx = np.flatnonzero(electrode == e)
+        lab = cluster_electrode(features[idx], params, seed)
+        unit[idx[lab >= 0]] = lab[lab >= 0] + next_id
+        next_id += lab.max(initial=-1) + 1
+    return unit
+
+
+def pca_features(waveforms, electrode, n=3):
+    out = np.zeros((len(waveforms), n), np.float32)
+    for e in np.unique(electrode):
+        idx = np.flatnonzero(electrode == e)
+        if len(idx) > n:
+            out[idx] = PCA(n).fit_transform(waveforms[idx])
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--electrodes", type=int, default=32)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1])
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--min-spikes", type=int, nargs="+", default=[ClusterParams().min_spikes])
+    ap.add_argument("--band", type=float, nargs=2, default=(250.0, 750.0))
+    ap.add_argument("--json", default="benchmarks/out/tune_defaults.json")
+    args = ap.parse_args()
+    device = pick_device("auto")
+    rows = []
+    for seed in args.seeds:
+        tmp = Path(tempfile.mkdtemp())
+        rec_path = tmp / f"sim{seed}.ns6"
+        gt = simulate(rec_path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=seed))
+        rec = open_recording(rec_path)
+        found = detect(BandpassFilter(rec, *args.band, 4), DetectionParams(), tmp / "work")
+        wf = np.asarray(found.store.column("waveform"))
+        el = np.asarray(found.store.column("electrode"))
+        ts = np.asarray(found.store.column("timestamp"))
+        noise = found.noise.noise_uv
+        print(f"seed {seed}: {len(gt.unit_electrode)} true units ({(gt.unit_snr >= 5).sum()} with SNR ≥ 5), "
+              f"{len(wf)} spikes", flush=True)
+
+        def record(name, feats, seconds, ms):
+            s = score(gt, ts, cluster_all(feats, el, dataclasses.replace(ClusterParams(), min_spikes=ms)))
+            row = {"seed": seed, "variant": name, "min_spikes": ms, "seconds": round(seconds, 1),
+                   **s.summary(gt.unit_snr)}
+            rows.append(row)
+            print(f"  {name:36s} ms={ms:<3d} well={row['well_detected']:3d}/{row['true_units']}  "
+                  f"acc={row['mean_accuracy']:.3f}  well(snr≥5)={row['well_detected_snr_ge_5']}/"
+                  f"{row['true_units_snr_ge_5']}  acc(snr≥5)={row['mean_accuracy_snr_ge_5']:.3f}  "
+                  f"units={row['sorted_units']}  {seconds:.0f}s", flush=True)
+
+        t0 = time.perf_counter()
+        pf = pca_features(wf, el)
+        for ms in args.min_spikes:
+            record("PCA(3) per electrode", pf, time.perf_counter() - t0, ms)
+        for name in args.variants:
+            cfg = dataclasses.replace(VAEConfig(), **VARIANTS[name])
+            t0 = time.perf_counter()
+            model = fit(wf, el, noise, cfg, device, seed=0)
+            lat = encode(model, wf, el, noise, np.zeros((len(wf), cfg.latent_dim), np.float32))
+            for ms in args.min_spikes:
+                record(name, lat, time.perf_counter() - t0, ms)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

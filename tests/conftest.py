@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+from spikevae.simulate import SimulationConfig, simulate
+
+
+@pytest.fixture(scope="session")
+def small_recording(tmp_path_factory):
+    """8 electrodes, 20 s in two segments, spec 2.3: small enough for every test to sort."""
+    path = tmp_path_factory.mktemp("rec") / "small.ns6"
+    cfg = SimulationConfig(n_electrodes=8, duration_s=20.0, n_segments=2, seed=3,
+                           units_per_electrode=(0.0, 0.5, 0.5), rate_hz=(4.0, 20.0),
+                           amplitude_uv=(120.0, 400.0))
+    gt = simulate(path, cfg)
+    return path, gt
+
+
+def noise_with_spikes(n_channels=4, n_samples=90_000, seed=0):
+    """White noise (5 µV) with a large biphasic spike every 50 ms on channel 1 only."""
+    rng = np.random.default_rng(seed)
+    x = 5.0 * rng.standard_normal((n_samples, n_channels))
+    t = np.arange(-20, 28)
+    shape = -np.exp(-t**2 / 8.0) + 0.3 * np.exp(-(t - 10) ** 2 / 30.0)
+    ticks = np.arange(3000, n_samples - 3000, 1500)
+    for k in ticks:
+        x[k - 20:k + 28, 1] += 250 * shape
+    return x, ticks

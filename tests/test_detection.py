@@ -1,0 +1,61 @@
+import numpy as np
+
+from spikevae.detection import DetectionParams, Detector, detect, estimate_noise
+from spikevae.filtering import BandpassFilter
+from spikevae.nsx_writer import write_nsx
+from spikevae.reader import open_recording
+
+from .conftest import noise_with_spikes
+
+
+def test_injected_spikes_are_found_at_their_times_and_aligned(tmp_path):
+    x, ticks = noise_with_spikes()
+    path = tmp_path / "inj.ns6"
+    write_nsx(path, [(1000, x)])
+    rec = open_recording(path)
+    params = DetectionParams(threshold=5.0)
+    found = detect(BandpassFilter(rec, 250, 7500, 3), params, tmp_path / "work")
+    ts = np.asarray(found.store.column("timestamp")) - 1000
+    el = np.asarray(found.store.column("electrode"))
+    assert set(el) == {1}
+    assert len(ts) == len(ticks)
+    assert np.abs(ts - ticks).max() <= 2  # the filtered trough sits within 2 samples of the true one
+    wf = np.asarray(found.store.column("waveform"))
+    assert wf.shape == (len(ticks), 48)
+    assert (wf.argmin(axis=1) == params.align_sample).all()
+    assert np.all(np.diff(ts) > 0)  # stored in time order
+
+
+def test_common_mode_and_oversized_events_are_rejected_and_counted(tmp_path):
+    x, ticks = noise_with_spikes()
+    t = np.arange(60)
+    transient = -400 * np.exp(-t / 8.0) * np.cos(2 * np.pi * t / 20)
+    for k in (10_000, 40_000, 70_000):
+        x[k:k + 60, :] += transient[:, None]
+    x[20_000:20_050, 2] -= 5000 * np.hanning(50)  # one impossible event on one electrode
+    path = tmp_path / "art.ns6"
+    write_nsx(path, [(0, x)])
+    rec = open_recording(path)
+    found = detect(BandpassFilter(rec, 250, 7500, 3), DetectionParams(threshold=5.0), tmp_path / "work")
+    c = found.counts
+    assert c["rejected_common_mode"] >= 3 * 4  # every electrode, three transients
+    assert c["rejected_amplitude"] >= 1
+    assert c["kept"] == c["detected"] - c["rejected_common_mode"] - c["rejected_amplitude"]
+    ts = np.asarray(found.store.column("timestamp"))
+    assert not np.any(np.abs(ts[:, None] - np.array([10_000, 40_000, 70_000])[None]) < 30)
+
+
+def test_flat_and_saturated_electrodes_are_skipped(tmp_path):
+    x, _ = noise_with_spikes()
+    x[:, 0] = 0.0
+    x[::3, 3] = 9000.0  # a third of the samples on the rail
+    path = tmp_path / "bad.ns6"
+    write_nsx(path, [(0, x)])
+    rec = open_recording(path)
+    filt = BandpassFilter(rec, 250, 7500, 3)
+    noise = estimate_noise(filt)
+    assert set(noise.skipped) == {0, 3}
+    assert "flat" in noise.skipped[0] and "saturated" in noise.skipped[3]
+    det = Detector(DetectionParams(), noise)
+    events, _ = det.events(next(filt.chunks(90_000, det.context)))
+    assert not np.isin(events["electrode"], [0, 3]).any()

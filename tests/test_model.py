@@ -1,0 +1,77 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from spikevae.model import BetaVAE, VAEConfig
+from spikevae.train import TrainedModel, balanced_sample, encode, fit
+
+
+def test_capacity_rises_linearly_then_holds():
+    cfg = VAEConfig(c_max=10.0, c_anneal_epochs=5)
+    assert [cfg.capacity(e) for e in range(7)] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 10.0]
+
+
+def test_loss_is_reconstruction_plus_beta_times_abs_kl_minus_capacity():
+    torch.manual_seed(0)
+    net = BetaVAE(VAEConfig(beta=7.0)).eval()  # eval: z = mu, so the loss is deterministic
+    x = torch.randn(16, 48)
+    loss, recon, kl = net.loss(x, capacity=3.0)
+    x_hat, mu, logvar = net(x)
+    want_recon = ((x - x_hat) ** 2).sum(1).mean()
+    want_kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean()
+    assert torch.allclose(recon, want_recon) and torch.allclose(kl, want_kl)
+    assert torch.allclose(loss, want_recon + 7.0 * (want_kl - 3.0).abs())
+    ae = BetaVAE(dataclasses.replace(VAEConfig(), variational=False, beta=0.0)).eval()
+    loss, recon, _ = ae.loss(x, 3.0)
+    assert torch.equal(loss, recon)
+
+
+def test_shapes_match_the_workshop_network():
+    net = BetaVAE(VAEConfig(latent_dim=2))
+    mu, logvar = net.encoder(torch.zeros(3, 48))
+    assert mu.shape == logvar.shape == (3, 2)
+    assert net.decoder(mu).shape == (3, 48)
+    assert 20_000 < sum(p.numel() for p in net.parameters()) < 30_000  # "about 26 k parameters"
+
+
+def _toy_spikes(n=1200, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(48)
+    a = -np.exp(-(t - 11) ** 2 / 6.0)
+    b = -0.6 * np.exp(-(t - 11) ** 2 / 20.0) + 0.4 * np.exp(-(t - 22) ** 2 / 30.0)
+    which = rng.integers(0, 2, n)
+    w = 80 * np.where(which[:, None] == 0, a, b) + 8 * rng.standard_normal((n, 48))
+    return w.astype(np.float32), rng.integers(0, 3, n).astype(np.int16), which
+
+
+def test_training_lowers_the_loss_and_is_reproducible_with_a_seed(tmp_path):
+    w, el, _ = _toy_spikes()
+    noise = np.array([8.0, 8.0, 8.0])
+    cfg = VAEConfig(epochs=6, c_anneal_epochs=4, batch_size=128, latent_dim=2, c_max=3.0)
+    m1 = fit(w, el, noise, cfg, torch.device("cpu"), seed=5)
+    m2 = fit(w, el, noise, cfg, torch.device("cpu"), seed=5)
+    assert m1.history["recon"][-1] < 0.5 * m1.history["recon"][0]
+    for (k, a), (_, b) in zip(m1.net.state_dict().items(), m2.net.state_dict().items()):
+        assert torch.equal(a, b), k
+    z1 = encode(m1, w, el, noise, np.zeros((len(w), 2), np.float32))
+    m1.save(tmp_path / "m.pt")
+    z2 = encode(TrainedModel.load(tmp_path / "m.pt"), w, el, noise, np.zeros((len(w), 2), np.float32))
+    np.testing.assert_array_equal(z1, z2)
+
+
+def test_balanced_sample_spreads_over_electrodes():
+    el = np.repeat([0, 1, 2], [1000, 50, 300])
+    idx = balanced_sample(el, 400, np.random.default_rng(0))
+    assert len(idx) <= 400 and len(np.unique(idx)) == len(idx)
+    counts = np.bincount(el[idx])
+    assert counts[1] == 50 and abs(int(counts[0]) - int(counts[2])) <= 1
+    assert len(balanced_sample(el, 10_000, np.random.default_rng(0))) == len(el)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_trains_on_cuda():
+    w, el, _ = _toy_spikes(600)
+    m = fit(w, el, np.full(3, 8.0), VAEConfig(epochs=2, latent_dim=2), torch.device("cuda"))
+    assert next(m.net.parameters()).is_cuda
