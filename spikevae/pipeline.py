@@ -55,9 +55,11 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         rep.info(f"{rec.path.name}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
                  f"{len(rec.segments)} segment(s), NSx {rec.file_spec}")
         t0 = time.perf_counter()
-        with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
-            found = detect(filt, det, tmp / "work", progress=up)
-        filt.close()
+        try:
+            with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
+                found = detect(filt, det, tmp / "work", progress=up)
+        finally:
+            filt.close()
         seconds["read_filter_detect"] = time.perf_counter() - t0
         for ch, why in found.noise.skipped.items():
             rep.warn(f"electrode {rec.electrode_ids[ch]} skipped: {why}")
