@@ -23,7 +23,8 @@ class Reporter:
 
     @contextmanager
     def bar(self, desc: str, total: float, unit: str = "it", scale: float = 1.0):
-        """Yields ``update(n, **postfix)``; ``scale`` converts counted units into shown ones."""
+        """Yields ``update(n, **postfix)``. ``total`` is in shown units; ``scale`` converts the
+        counted ``n`` into them (samples → seconds, say)."""
         t0 = time.perf_counter()
         if self.quiet or not self.tty:
             last = {}
@@ -36,8 +37,8 @@ class Reporter:
             extra = " ".join(f"{k}={v:.4g}" for k, v in last.items())
             self.info(f"{desc}: done in {time.perf_counter() - t0:.1f} s {extra}".rstrip())
             return
-        with tqdm(total=total * scale, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True,
-                  bar_format="{l_bar}{bar}| {n:.4g}/{total:.4g} {unit} [{elapsed}<{remaining}{postfix}]") as pb:
+        with tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=self.stream,
+                  dynamic_ncols=True) as pb:
             def update(n=1, **postfix):
                 pb.update(n * scale)
                 if postfix:
