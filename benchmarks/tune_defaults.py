@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
 
-from spikevae.clustering import ClusterParams, cluster_electrode
+from spikevae.clustering import ClusterParams, cluster_electrode, reduce
 from spikevae.detection import DetectionParams, detect
 from spikevae.filtering import BandpassFilter
 from spikevae.groundtruth import score
@@ -47,12 +49,19 @@ VARIANTS = {
 }
 
 
-def cluster_all(features, electrode, params, seed=0):
+def hdbscan_electrode(features, params, seed=0):
+    lab = np.full(len(features), -1)
+    if len(features) >= params.min_spikes:
+        lab = HDBSCAN(min_cluster_size=params.min_spikes, copy=True).fit(reduce(features, params, seed)).labels_
+    return lab
+
+
+def cluster_all(features, electrode, params, seed=0, method="gmm"):
     unit = np.full(len(features), -1, np.int64)
     next_id = 0
     for e in np.unique(electrode):
         idx = np.flatnonzero(electrode == e)
-        lab = cluster_electrode(features[idx], params, seed)
+        lab = (cluster_electrode if method == "gmm" else hdbscan_electrode)(features[idx], params, seed)
         unit[idx[lab >= 0]] = lab[lab >= 0] + next_id
         next_id += lab.max(initial=-1) + 1
     return unit
@@ -75,6 +84,8 @@ def main():
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--min-spikes", type=int, nargs="+", default=[ClusterParams().min_spikes])
     ap.add_argument("--band", type=float, nargs=2, default=(250.0, 750.0))
+    ap.add_argument("--recon", action="store_true", help="cluster the decoder's reconstruction of the latent")
+    ap.add_argument("--cluster", choices=["gmm", "hdbscan"], default="gmm")
     ap.add_argument("--json", default="benchmarks/out/tune_defaults.json")
     args = ap.parse_args()
     device = pick_device("auto")
@@ -93,7 +104,8 @@ def main():
               f"{len(wf)} spikes", flush=True)
 
         def record(name, feats, seconds, ms):
-            s = score(gt, ts, cluster_all(feats, el, dataclasses.replace(ClusterParams(), min_spikes=ms)))
+            params = dataclasses.replace(ClusterParams(), min_spikes=ms)
+            s = score(gt, ts, cluster_all(feats, el, params, method=args.cluster))
             row = {"seed": seed, "variant": name, "min_spikes": ms, "seconds": round(seconds, 1),
                    **s.summary(gt.unit_snr)}
             rows.append(row)
@@ -111,6 +123,9 @@ def main():
             t0 = time.perf_counter()
             model = fit(wf, el, noise, cfg, device, seed=0)
             lat = encode(model, wf, el, noise, np.zeros((len(wf), cfg.latent_dim), np.float32))
+            if args.recon:
+                with torch.no_grad():
+                    lat = model.net.decoder(torch.as_tensor(lat)).numpy()
             for ms in args.min_spikes:
                 record(name, lat, time.perf_counter() - t0, ms)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

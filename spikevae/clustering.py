@@ -29,6 +29,16 @@ class ClusterParams:
     max_fit: int = 20_000          # spikes used to fit one electrode's mixture
 
 
+def reduce(features: np.ndarray, params: ClusterParams, seed: int = 0,
+           fit_idx: np.ndarray | None = None) -> np.ndarray:
+    """The clustering space of one electrode: its ``n_dims`` principal axes of the features,
+    all scaled by the first axis' SD (so their ratios are kept)."""
+    dims = min(params.n_dims, features.shape[1])
+    pca = PCA(dims, random_state=seed).fit(features if fit_idx is None else features[fit_idx])
+    z = pca.transform(features)
+    return z / (np.sqrt(pca.explained_variance_[0]) or 1.0)
+
+
 def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0) -> np.ndarray:
     """Local unit labels 0..k−1 (by decreasing size) or −1 for one electrode's spikes."""
     n = len(features)
@@ -37,10 +47,8 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
         return labels
     rng = np.random.default_rng(seed)
     fit_idx = rng.choice(n, params.max_fit, replace=False) if n > params.max_fit else np.arange(n)
-    dims = min(params.n_dims, features.shape[1])
-    pca = PCA(dims, random_state=seed).fit(features[fit_idx])
-    z = pca.transform(features)
-    z /= np.sqrt(pca.explained_variance_[0]) or 1.0  # one scale for all axes keeps their ratios
+    z = reduce(features, params, seed, fit_idx)
+    dims = z.shape[1]
     best, best_bic = None, np.inf
     for k in range(1, min(params.max_units, len(fit_idx) // params.min_spikes) + 1):
         gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=1e-4,
@@ -63,3 +71,19 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
     labels[labels >= 0] = remap[labels[labels >= 0]]
     return labels
 
+
+
+def cluster_recording(features: np.ndarray, electrode: np.ndarray, params: ClusterParams, seed: int = 0,
+                      progress=None) -> np.ndarray:
+    """Global unit ids (numbered electrode by electrode, −1 = unsorted) for every spike."""
+    electrode = np.asarray(electrode)
+    unit = np.full(len(electrode), UNSORTED, np.int64)
+    next_id = 0
+    for e in np.unique(electrode):
+        idx = np.flatnonzero(electrode == e)
+        local = cluster_electrode(np.asarray(features[idx]), params, seed)
+        unit[idx[local >= 0]] = local[local >= 0] + next_id
+        next_id += local.max(initial=-1) + 1
+        if progress is not None:
+            progress(1)
+    return unit

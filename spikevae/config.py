@@ -14,6 +14,8 @@ class SortConfig:
     band_hz: tuple[float, float] = (250.0, 750.0)
     filter_order: int = 4
     gap_tolerance_ms: float = 1.0          # PTP files: gaps up to this are not pauses
+    features: str = "vae"                  # vae, pca, ae or vae-plain
+    pca_components: int = 3                # for features="pca"
     device: str = "auto"                   # auto, cpu or cuda
     seed: int = 0
     detection: DetectionParams = field(default_factory=DetectionParams)

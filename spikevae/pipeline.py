@@ -1,5 +1,6 @@
 """``sort``: a Blackrock recording in, a result folder out. Each step lives in its own module:
-reader → filtering → detection → train (β-VAE features) → clustering → output."""
+reader → filtering → detection → features (β-VAE or a baseline) → clustering → output.
+``embed`` and ``label_units`` are the steps after detection, shared with ``compare``."""
 from __future__ import annotations
 
 import platform
@@ -11,16 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .clustering import UNSORTED, cluster_electrode
+from .clustering import ClusterParams, cluster_recording
 from .config import SortConfig
 from .detection import detect
 from .errors import SpikevaeError
+from .features import make_features
 from .filtering import BandpassFilter
-from .metrics import isi_violation_fraction, waveform_stats
+from .metrics import UnitTable, unit_table
 from .output import default_out, staged_folder, write_json, write_units_csv
 from .progress import Reporter
 from .reader import TICKS_PER_SECOND, open_recording
-from .train import TrainedModel, encode, fit, pick_device
+from .train import TrainedModel, pick_device
 
 MIN_TRAIN_SPIKES = 200
 
@@ -31,6 +33,37 @@ class SortResult:
     n_units: int
     counts: dict
     seconds: dict
+
+
+def embed(extractor, waveforms, electrode, noise_uv, out: np.ndarray, rep: Reporter) -> dict:
+    """Fit the feature extractor (unless it comes trained) and write every spike's features."""
+    seconds = {}
+    t0 = time.perf_counter()
+    if not extractor.trained and len(waveforms):
+        epochs = getattr(extractor, "cfg", None)
+        with rep.bar(f"train {extractor.name}", epochs.epochs if epochs else 1,
+                     unit="epoch" if epochs else "fit") as up:
+            extractor.fit(waveforms, electrode, noise_uv, progress=up)
+    seconds["train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if len(waveforms):
+        with rep.bar(f"encode ({extractor.name})", len(waveforms), unit="spikes") as up:
+            extractor.transform(waveforms, electrode, noise_uv, out, progress=up)
+    seconds["encode"] = time.perf_counter() - t0
+    return seconds
+
+
+def label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
+                duration_s: float, align: int, params: ClusterParams, seed: int, rep: Reporter,
+                unit_out: np.ndarray | None = None) -> tuple[np.ndarray, UnitTable]:
+    """Cluster every electrode and describe the units found."""
+    n_el = len(np.unique(electrode)) if len(electrode) else 0
+    with rep.bar("cluster", n_el, unit="electrode") as up:
+        unit = cluster_recording(features, electrode, params, seed, progress=up)
+    if unit_out is not None:
+        unit_out[:] = unit
+    return unit, unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
+                            duration_s, align)
 
 
 def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite: bool = False,
@@ -45,10 +78,11 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     device = pick_device(cfg.device)
     rec = open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
     out = Path(out) if out is not None else default_out(rec.path)
-    trained = TrainedModel.load(model, device) if model is not None else None
-    if trained is not None and trained.net.cfg.n_samples != det.n_samples:
-        raise SpikevaeError(f"--model {model}: trained on {trained.net.cfg.n_samples}-sample waveforms, "
+    pretrained = TrainedModel.load(model, device) if model is not None else None
+    if pretrained is not None and pretrained.net.cfg.n_samples != det.n_samples:
+        raise SpikevaeError(f"--model {model}: trained on {pretrained.net.cfg.n_samples}-sample waveforms, "
                             f"this sort cuts {det.n_samples}")
+    extractor = make_features(cfg.features, cfg.vae, device, cfg.seed, cfg.pca_components, pretrained)
     filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
     seconds: dict[str, float] = {}
     with staged_folder(out, overwrite) as tmp:
@@ -63,57 +97,22 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         seconds["read_filter_detect"] = time.perf_counter() - t0
         for ch, why in found.noise.skipped.items():
             rep.warn(f"electrode {rec.electrode_ids[ch]} skipped: {why}")
-        store = found.store
+        store, noise = found.store, found.noise.noise_uv
         n = store.n
         if n == 0:
             rep.warn("no spikes were detected; the result is empty")
-        elif trained is None and n < MIN_TRAIN_SPIKES:
+        elif not extractor.trained and cfg.features != "pca" and n < MIN_TRAIN_SPIKES:
             raise SpikevaeError(f"{rec.path}: only {n} spikes detected, too few to train the β-VAE "
                                 f"(need {MIN_TRAIN_SPIKES}); record longer or pass --model")
         waveforms, electrode = store.column("waveform"), store.column("electrode")
-        noise = found.noise.noise_uv
+        timestamps, amplitude = store.column("timestamp"), store.column("amplitude")
 
-        t0 = time.perf_counter()
-        if trained is None and n > 0:
-            with rep.bar("train β-VAE", cfg.vae.epochs, unit="epoch") as up:
-                trained = fit(waveforms, electrode, noise, cfg.vae, device, cfg.seed, progress=up)
-        seconds["train"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        latent_dim = trained.net.cfg.latent_dim if trained is not None else cfg.vae.latent_dim
-        latent = store.create("latent", np.float32, (latent_dim,))
-        if n > 0:
-            with rep.bar("encode", n, unit="spikes") as up:
-                encode(trained, waveforms, electrode, noise, latent, progress=up)
-        seconds["encode"] = time.perf_counter() - t0
-
+        features = store.create("features", np.float32, (extractor.dim,))
+        seconds.update(embed(extractor, waveforms, electrode, noise, features, rep))
         t0 = time.perf_counter()
         unit = store.create("unit", np.int64)
-        if n > 0:
-            unit[:] = UNSORTED
-        rows, means, sds, unit_el = [], [], [], []
-        timestamps, amplitude = store.column("timestamp"), store.column("amplitude")
-        present = np.unique(electrode) if n else []
-        with rep.bar("cluster", len(present), unit="electrode") as up:
-            for e in present:
-                idx = np.flatnonzero(electrode == e)
-                local = cluster_electrode(np.asarray(latent[idx]), cfg.cluster, cfg.seed)
-                for k in range(local.max(initial=-1) + 1):
-                    members = idx[local == k]
-                    gid = len(rows)
-                    unit[members] = gid
-                    mean, sd, peak = waveform_stats(waveforms[members], det.align_sample)
-                    ts = np.asarray(timestamps[members])
-                    rows.append({"unit": gid, "electrode_id": int(rec.electrode_ids[e]),
-                                 "n_spikes": len(members),
-                                 "firing_rate_hz": len(members) / rec.duration_s,
-                                 "amplitude_uv": float(np.median(np.abs(amplitude[members]))),
-                                 "snr": abs(peak) / float(noise[e]),
-                                 "isi_violation_fraction": isi_violation_fraction(ts)})
-                    means.append(mean)
-                    sds.append(sd)
-                    unit_el.append(int(rec.electrode_ids[e]))
-                up(1)
+        _, table = label_units(features, electrode, rec.electrode_ids, waveforms, timestamps, amplitude, noise,
+                               rec.duration_s, det.align_sample, cfg.cluster, cfg.seed, rep, unit_out=unit)
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -124,18 +123,17 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             electrode_id[sl] = rec.electrode_ids[np.asarray(electrode[sl])]
             time_s[sl] = timestamps[sl] / TICKS_PER_SECOND
         np.savez(tmp / "spikes.npz", timestamp=timestamps, time_s=time_s, electrode_id=electrode_id,
-                 unit=unit, amplitude_uv=amplitude, latent=latent)
-        n_samples = det.n_samples
-        np.savez(tmp / "waveforms.npz", unit=np.arange(len(rows)), electrode_id=np.array(unit_el, np.int32),
-                 mean=np.array(means).reshape(-1, n_samples), sd=np.array(sds).reshape(-1, n_samples),
-                 align_sample=det.align_sample)
-        write_units_csv(tmp / "units.csv", rows)
-        if trained is not None:
-            trained.save(tmp / "model.pt")
+                 unit=unit, amplitude_uv=amplitude, latent=features)
+        np.save(tmp / "spike_waveforms.npy", waveforms)
+        np.savez(tmp / "waveforms.npz", unit=np.arange(len(table.rows)), electrode_id=table.electrode_id,
+                 mean=table.mean, sd=table.sd, align_sample=det.align_sample)
+        write_units_csv(tmp / "units.csv", table.rows)
+        if cfg.features != "pca" and extractor.trained:
+            extractor.model.save(tmp / "model.pt")
         seconds["write"] = time.perf_counter() - t0
-        counts = dict(found.counts, sorted=int((np.asarray(unit) >= 0).sum()) if n else 0,
-                      unsorted=int((np.asarray(unit) < 0).sum()) if n else 0, units=len(rows))
-        del waveforms, electrode, latent, unit, timestamps, amplitude, electrode_id, time_s
+        sorted_n = int((np.asarray(unit) >= 0).sum())
+        counts = dict(found.counts, sorted=sorted_n, unsorted=n - sorted_n, units=len(table.rows))
+        del waveforms, electrode, features, unit, timestamps, amplitude, electrode_id, time_s
         shutil.rmtree(tmp / "work", ignore_errors=True)
         write_json(tmp / "run.json", {
             "spikevae_version": __version__, "versions": _versions(),
@@ -143,17 +141,17 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
                       "file_spec": rec.file_spec, "electrodes": rec.electrode_ids,
                       "segments": [{"start_tick": s.start_tick, "n_samples": s.n_samples} for s in rec.segments],
                       "duration_s": rec.duration_s},
-            "config": cfg.to_dict(), "model": str(model) if model is not None else "trained",
+            "config": cfg.to_dict(), "features": cfg.features,
+            "model": str(model) if model is not None else ("trained" if cfg.features != "pca" else None),
             "device": str(device), "platform": platform.platform(),
             "noise_uv": dict(zip(rec.electrode_ids.tolist(), noise.round(3).tolist())),
             "skipped_electrodes": {int(rec.electrode_ids[c]): w for c, w in found.noise.skipped.items()},
-            "seconds": seconds, "counts": counts,
-            "training_history": trained.history if trained is not None else {},
+            "seconds": seconds, "counts": counts, "training_history": extractor.history,
         })
     rep.info(f"{counts['units']} units, {counts['sorted']} of {counts['kept']} spikes sorted "
              f"({counts['rejected_common_mode']} common-mode and {counts['rejected_amplitude']} "
              f"too-large events rejected) → {out}")
-    return SortResult(out=out, n_units=len(rows), counts=counts, seconds=seconds)
+    return SortResult(out=out, n_units=len(table.rows), counts=counts, seconds=seconds)
 
 
 def _versions() -> dict:
