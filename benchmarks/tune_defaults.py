@@ -61,7 +61,8 @@ def cluster_all(features, electrode, params, seed=0, method="gmm"):
     next_id = 0
     for e in np.unique(electrode):
         idx = np.flatnonzero(electrode == e)
-        lab = (cluster_electrode if method == "gmm" else hdbscan_electrode)(features[idx], params, seed)
+        lab = cluster_electrode(features[idx], params, seed)[0] if method == "gmm" else \
+            hdbscan_electrode(features[idx], params, seed)
         unit[idx[lab >= 0]] = lab[lab >= 0] + next_id
         next_id += lab.max(initial=-1) + 1
     return unit

@@ -44,6 +44,9 @@ def main():
 @click.option("--artifact-fraction", type=float, default=0.5, show_default=True,
               help="Reject events seen at once on at least this share of electrodes.")
 @click.option("--max-amplitude", type=float, default=1500.0, show_default=True, help="Reject events larger than this (µV).")
+@click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]), default="vae", show_default=True,
+              help="Feature space: the β-VAE, per-electrode PCA, a plain auto-encoder (β=0) or a plain VAE (β=1, C=0).")
+@click.option("--pca-components", type=int, default=3, show_default=True, help="Components for --features pca.")
 @click.option("--model", type=click.Path(dir_okay=False), help="Embed with this saved model.pt instead of training.")
 @click.option("--latent-dim", type=int, help="β-VAE latent size.")
 @click.option("--beta", type=float, help="Weight of |KL − C|.")
@@ -54,8 +57,8 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes CPU runs reproducible bit for bit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (warnings and errors still shown).")
 def sort(recording, out, overwrite, channels, band, filter_order, threshold, polarity, dead_time_ms,
-         align_sample, artifact_fraction, max_amplitude, model, latent_dim, beta, c_max, epochs, max_train,
-         device, seed, quiet):
+         align_sample, artifact_fraction, max_amplitude, features, pca_components, model, latent_dim, beta, c_max,
+         epochs, max_train, device, seed, quiet):
     """Sort RECORDING (a Blackrock .ns6 file) into units, one result folder out."""
     from .config import SortConfig
     from .detection import DetectionParams
@@ -67,6 +70,7 @@ def sort(recording, out, overwrite, channels, band, filter_order, threshold, pol
                                            max_train=max_train).items() if v is not None}
     cfg = SortConfig(
         channels=channels, band_hz=tuple(band), filter_order=filter_order, device=device, seed=seed,
+        features=features, pca_components=pca_components,
         detection=DetectionParams(threshold=threshold, polarity=polarity, dead_time_ms=dead_time_ms,
                                   align_sample=align_sample, artifact_fraction=artifact_fraction,
                                   max_amplitude_uv=max_amplitude),
@@ -96,3 +100,34 @@ def simulate(out, electrodes, duration, segments, spec, seed, quiet):
     with rep.bar("simulate", duration, unit="s", scale=1 / 30_000) as up:
         gt = run_simulation(out, cfg, progress=up)
     rep.info(f"{len(gt.unit_electrode)} units, {len(gt.timestamp)} spikes → {out}")
+
+
+@main.command(cls=_Command)
+@click.argument("target", type=click.Path())
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["pca", "ae", "vae-plain", "vae"]),
+              default=("pca",), show_default=True, help="Feature space to compare against; repeat for several.")
+@click.option("--ground-truth", type=click.Path(dir_okay=False),
+              help="Ground truth (.gt.npz) [default: the one beside a simulated recording, if any].")
+@click.option("-o", "--out", type=click.Path(file_okay=False), help="Report folder [default: RESULT/compare].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout and nothing else.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def compare(target, baselines, ground_truth, out, overwrite, as_json, quiet):
+    """Compare feature spaces on identical detections and clustering.
+
+    TARGET is a result folder of `spikevae sort` (its detections are reused) or a
+    recording (.ns6), which is sorted first with the defaults.
+    """
+    import json
+
+    from .compare import compare as run_compare
+    from .compare import table_text
+    from .progress import Reporter
+
+    report = run_compare(target, baselines=baselines, ground_truth=ground_truth, out=out, overwrite=overwrite,
+                         reporter=Reporter(quiet=quiet or as_json))
+    if as_json:
+        click.echo(json.dumps(report, default=float))
+    else:
+        click.echo(table_text(report))
+        click.echo(f"report: {report['out']}/compare.html")

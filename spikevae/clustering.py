@@ -39,16 +39,17 @@ def reduce(features: np.ndarray, params: ClusterParams, seed: int = 0,
     return z / (np.sqrt(pca.explained_variance_[0]) or 1.0)
 
 
-def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0) -> np.ndarray:
-    """Local unit labels 0..k−1 (by decreasing size) or −1 for one electrode's spikes."""
+def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Local unit labels 0..k−1 (by decreasing size) or −1 for one electrode's spikes, and the
+    clustering-space coordinates of each spike (n × ``n_dims``; zeros when too few spikes)."""
     n = len(features)
     labels = np.full(n, UNSORTED, np.int64)
-    if n < params.min_spikes:
-        return labels
+    dims = min(params.n_dims, features.shape[1])
+    if n < max(params.min_spikes, dims + 1):
+        return labels, np.zeros((n, dims))
     rng = np.random.default_rng(seed)
     fit_idx = rng.choice(n, params.max_fit, replace=False) if n > params.max_fit else np.arange(n)
     z = reduce(features, params, seed, fit_idx)
-    dims = z.shape[1]
     best, best_bic = None, np.inf
     for k in range(1, min(params.max_units, len(fit_idx) // params.min_spikes) + 1):
         gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=1e-4,
@@ -69,19 +70,22 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
     remap = np.full(best.n_components, UNSORTED)
     remap[keep] = np.arange(len(keep))
     labels[labels >= 0] = remap[labels[labels >= 0]]
-    return labels
+    return labels, z
 
 
 
 def cluster_recording(features: np.ndarray, electrode: np.ndarray, params: ClusterParams, seed: int = 0,
-                      progress=None) -> np.ndarray:
-    """Global unit ids (numbered electrode by electrode, −1 = unsorted) for every spike."""
+                      progress=None, space_out: np.ndarray | None = None) -> np.ndarray:
+    """Global unit ids (numbered electrode by electrode, −1 = unsorted) for every spike;
+    ``space_out`` (n × n_dims), when given, receives the clustering-space coordinates."""
     electrode = np.asarray(electrode)
     unit = np.full(len(electrode), UNSORTED, np.int64)
     next_id = 0
     for e in np.unique(electrode):
         idx = np.flatnonzero(electrode == e)
-        local = cluster_electrode(np.asarray(features[idx]), params, seed)
+        local, z = cluster_electrode(np.asarray(features[idx]), params, seed)
+        if space_out is not None:
+            space_out[idx, :z.shape[1]] = z
         unit[idx[local >= 0]] = local[local >= 0] + next_id
         next_id += local.max(initial=-1) + 1
         if progress is not None:

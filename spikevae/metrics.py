@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
+from sklearn.metrics import silhouette_score
 
 from .reader import TICKS_PER_SECOND
 
@@ -49,3 +51,27 @@ def unit_table(unit: np.ndarray, electrode: np.ndarray, electrode_ids: np.ndarra
     return UnitTable(rows=rows, mean=np.array(means).reshape(-1, n_samples),
                      sd=np.array(sds).reshape(-1, n_samples),
                      electrode_id=np.array([r["electrode_id"] for r in rows], np.int32))
+
+
+def isolation(space: np.ndarray, labels: np.ndarray, unit: int) -> tuple[float, float]:
+    """Isolation distance and L-ratio (Schmitzer-Torbert et al. 2005) of ``unit`` among all
+    spikes of its electrode, in the clustering space. Isolation distance is NaN when the
+    other spikes are fewer than the unit's."""
+    inside = labels == unit
+    members, others = space[inside], space[~inside]
+    if len(members) <= space.shape[1] or len(others) == 0:
+        return float("nan"), float("nan")
+    diff = others - members.mean(axis=0)
+    d2 = np.einsum("ij,jk,ik->i", diff, np.linalg.pinv(np.cov(members.T)), diff)
+    iso = float(np.sort(d2)[len(members) - 1]) if len(others) >= len(members) else float("nan")
+    return iso, float(stats.chi2.sf(d2, space.shape[1]).sum() / len(members))
+
+
+def silhouette(space: np.ndarray, labels: np.ndarray, max_spikes: int = 3000, seed: int = 0) -> float:
+    """Mean silhouette of the sorted spikes of one electrode (NaN with fewer than two units)."""
+    keep = np.flatnonzero(labels >= 0)
+    if len(np.unique(labels[keep])) < 2:
+        return float("nan")
+    if len(keep) > max_spikes:
+        keep = np.random.default_rng(seed).choice(keep, max_spikes, replace=False)
+    return float(silhouette_score(space[keep], labels[keep]))

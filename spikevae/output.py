@@ -23,7 +23,7 @@ from .errors import SpikevaeError
 
 UNIT_COLUMNS = ("unit", "electrode_id", "n_spikes", "firing_rate_hz", "amplitude_uv", "snr",
                 "isi_violation_fraction")
-COMPLETE_FILES = ("spikes.npz", "units.csv", "waveforms.npz", "run.json")
+COMPLETE_FILES = ("spikes.npz", "spike_waveforms.npy", "units.csv", "waveforms.npz", "run.json")
 
 
 def default_out(recording_path) -> Path:

@@ -55,11 +55,12 @@ def embed(extractor, waveforms, electrode, noise_uv, out: np.ndarray, rep: Repor
 
 def label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
                 duration_s: float, align: int, params: ClusterParams, seed: int, rep: Reporter,
-                unit_out: np.ndarray | None = None) -> tuple[np.ndarray, UnitTable]:
+                unit_out: np.ndarray | None = None, space_out: np.ndarray | None = None
+                ) -> tuple[np.ndarray, UnitTable]:
     """Cluster every electrode and describe the units found."""
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     with rep.bar("cluster", n_el, unit="electrode") as up:
-        unit = cluster_recording(features, electrode, params, seed, progress=up)
+        unit = cluster_recording(features, electrode, params, seed, progress=up, space_out=space_out)
     if unit_out is not None:
         unit_out[:] = unit
     return unit, unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,

@@ -1,7 +1,12 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
+import spikevae
+from spikevae.model import VAEConfig
 from spikevae.simulate import SimulationConfig, simulate
+
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +30,19 @@ def noise_with_spikes(n_channels=4, n_samples=90_000, seed=0):
     for k in ticks:
         x[k - 20:k + 28, 1] += 250 * shape
     return x, ticks
+
+
+FAST = dataclasses.replace(VAEConfig(), epochs=8, c_anneal_epochs=6, max_train=4000)
+
+
+def fast_config(**kw):
+    return spikevae.SortConfig(vae=FAST, device="cpu", **kw)
+
+
+@pytest.fixture(scope="session")
+def sorted_small(small_recording, tmp_path_factory):
+    path, gt = small_recording
+    out = tmp_path_factory.mktemp("sorted") / "result"
+    return spikevae.sort(path, fast_config(), out=out), gt
+
+

@@ -1,6 +1,5 @@
 """End to end: simulated .ns6 → spikevae.sort / the CLI → result folder, scored on ground truth."""
 import csv
-import dataclasses
 import json
 import subprocess
 import sys
@@ -13,22 +12,9 @@ from click.testing import CliRunner
 import spikevae
 from spikevae.cli import main
 from spikevae.groundtruth import score
-from spikevae.model import VAEConfig
 from spikevae.simulate import SimulationConfig, simulate
 
-FAST = dataclasses.replace(VAEConfig(), epochs=8, c_anneal_epochs=6, max_train=4000)
-
-
-def fast_config(**kw):
-    return spikevae.SortConfig(vae=FAST, device="cpu", **kw)
-
-
-@pytest.fixture(scope="module")
-def sorted_small(small_recording, tmp_path_factory):
-    path, gt = small_recording
-    out = tmp_path_factory.mktemp("sorted") / "result"
-    return spikevae.sort(path, fast_config(), out=out), gt
-
+from .conftest import FAST, fast_config
 
 def test_sort_recovers_injected_units(sorted_small):
     result, gt = sorted_small

@@ -1,0 +1,270 @@
+"""``compare``: the result's feature space against baselines on the identical detections.
+
+Every feature space sees the same detected waveforms and the same clustering; only the
+features differ. Without ground truth the sortings are compared by per-unit quality (SNR,
+ISI violations, isolation distance, L-ratio, silhouette, all in each sorting's own
+clustering space) and by their agreement with the result's sorting; with ground truth
+(SpikeInterface conventions, see ``groundtruth``) by accuracy per true unit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .clustering import ClusterParams
+from .config import SortConfig
+from .detection import DetectionParams
+from .errors import SpikevaeError
+from .features import FEATURES, make_features
+from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, score
+from .metrics import UnitTable, isolation, silhouette
+from .model import VAEConfig
+from .output import default_out, load_result, staged_folder, write_json
+from .pipeline import embed, label_units, sort
+from .progress import Reporter
+from .train import pick_device
+
+SUMMARY_COLUMNS = ("units", "sorted_fraction", "median_snr", "median_isi_violation", "median_isolation_distance",
+                   "median_l_ratio", "mean_silhouette")
+
+
+@dataclass
+class FeatureSorting:
+    """One feature space's sorting of the shared detections."""
+
+    name: str
+    unit: np.ndarray
+    space: np.ndarray             # clustering-space coordinates (n × dims)
+    table: UnitTable
+    history: dict = field(default_factory=dict)
+    unit_metrics: list[dict] = field(default_factory=list)
+    electrode_metrics: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+def _config_from_run(run: dict) -> SortConfig:
+    c = dict(run["config"])
+    c["band_hz"] = tuple(c["band_hz"])
+    c["detection"] = DetectionParams(**c["detection"])
+    c["vae"] = VAEConfig(**c["vae"])
+    c["cluster"] = ClusterParams(**c["cluster"])
+    return SortConfig(**c)
+
+
+def _result_for(target: Path, config: SortConfig | None, rep: Reporter) -> Path:
+    """The result folder to compare: ``target`` itself, or the sort of recording ``target``
+    (reused when a result of that same file is already there, else made)."""
+    if target.is_dir():
+        return target
+    if not target.is_file():
+        raise SpikevaeError(f"{target}: no such file or result folder")
+    out = default_out(target)
+    if out.exists():
+        run = load_result(out)["run"]
+        if run["input"]["name"] != target.name or run["input"]["bytes"] != target.stat().st_size:
+            raise SpikevaeError(f"{out} holds the result of {run['input']['name']}, not of {target.name}; "
+                                f"move it away or compare that result folder instead")
+        rep.info(f"reusing {out}")
+        return out
+    sort(target, config, out=out, reporter=rep)
+    return out
+
+
+def _check_ground_truth(gt: GroundTruth, run: dict, path) -> None:
+    electrodes = set(run["input"]["electrodes"])
+    first = min(s["start_tick"] for s in run["input"]["segments"])
+    last = max(s["start_tick"] + s["n_samples"] for s in run["input"]["segments"])
+    if not set(gt.unit_electrode.tolist()) <= electrodes or (
+            len(gt.timestamp) and (gt.timestamp.min() < first or gt.timestamp.max() > last)):
+        raise SpikevaeError(f"{path}: this ground truth does not belong to {run['input']['name']} "
+                            f"(electrodes or times outside the recording)")
+
+
+def _quality(s: FeatureSorting, electrode: np.ndarray, electrode_ids: list[int], seed: int) -> None:
+    rows = {r["unit"]: r for r in s.table.rows}
+    for e in np.unique(electrode):
+        idx = np.flatnonzero(electrode == e)
+        labels, space = s.unit[idx], s.space[idx]
+        for u in np.unique(labels[labels >= 0]):
+            iso, lr = isolation(space, labels, u)
+            r = rows[int(u)]
+            s.unit_metrics.append({"unit": int(u), "electrode_id": r["electrode_id"], "n_spikes": r["n_spikes"],
+                                   "snr": r["snr"], "isi_violation_fraction": r["isi_violation_fraction"],
+                                   "isolation_distance": iso, "l_ratio": lr})
+        s.electrode_metrics.append({"electrode_id": int(electrode_ids[e]),
+                                    "units": int(len(np.unique(labels[labels >= 0]))),
+                                    "sorted_fraction": float((labels >= 0).mean()),
+                                    "silhouette": silhouette(space, labels, seed=seed)})
+    s.summary = _summarise(s.unit_metrics, s.electrode_metrics, s.unit)
+
+
+def _summarise(units: list[dict], electrodes: list[dict], unit: np.ndarray) -> dict:
+    def med(key):
+        v = np.array([u[key] for u in units], float)
+        return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+
+    sil = np.array([e["silhouette"] for e in electrodes], float)
+    return {"units": len(units), "sorted_fraction": float((unit >= 0).mean()) if len(unit) else 0.0,
+            "median_snr": med("snr"), "median_isi_violation": med("isi_violation_fraction"),
+            "median_isolation_distance": med("isolation_distance"), "median_l_ratio": med("l_ratio"),
+            "mean_silhouette": float(np.nanmean(sil)) if np.isfinite(sil).any() else float("nan")}
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> dict:
+    """How two sortings of the same spikes agree: units paired by the Hungarian method on
+    |A∩B| / |A∪B| (paired at ≥ 0.5), and the share of spikes both put in paired units or
+    both leave unsorted."""
+    ids_a, ids_b = np.unique(a[a >= 0]), np.unique(b[b >= 0])
+    both = (a >= 0) & (b >= 0)
+    m = np.zeros((len(ids_a), len(ids_b)))
+    np.add.at(m, (np.searchsorted(ids_a, a[both]), np.searchsorted(ids_b, b[both])), 1)
+    size_a = np.bincount(np.searchsorted(ids_a, a[a >= 0]), minlength=len(ids_a))
+    size_b = np.bincount(np.searchsorted(ids_b, b[b >= 0]), minlength=len(ids_b))
+    score_ab = m / np.maximum(size_a[:, None] + size_b[None, :] - m, 1)
+    pairs = []
+    if m.size:
+        for i, j in zip(*linear_sum_assignment(-score_ab)):
+            if score_ab[i, j] >= 0.5:
+                pairs.append((int(ids_a[i]), int(ids_b[j]), float(score_ab[i, j]), int(m[i, j])))
+    agreed = sum(p[3] for p in pairs) + int(((a < 0) & (b < 0)).sum())
+    return {"matched_units": len(pairs), "units_a": len(ids_a), "units_b": len(ids_b),
+            "spike_agreement": agreed / len(a) if len(a) else 1.0,
+            "pairs": [{"unit_a": p[0], "unit_b": p[1], "agreement": p[2]} for p in pairs]}
+
+
+def compare(target, baselines=("pca",), ground_truth=None, out=None, config: SortConfig | None = None,
+            overwrite: bool = False, reporter: Reporter | None = None) -> dict:
+    """Compare the feature space of a result (or of a fresh sort of a recording) with
+    ``baselines``; writes ``compare.json``, ``compare.csv``, figures and ``compare.html``
+    into ``out`` (default ``RESULT/compare``) and returns the report."""
+    rep = reporter or Reporter(quiet=True)
+    unknown = [b for b in baselines if b not in FEATURES]
+    if unknown:
+        raise SpikevaeError(f"--baseline {unknown[0]}: unknown; choose from {', '.join(FEATURES)}")
+    if not baselines:
+        raise SpikevaeError("name at least one --baseline")
+    if ground_truth is not None and not Path(ground_truth).is_file():
+        raise SpikevaeError(f"--ground-truth {ground_truth}: no such file")
+    if out is not None and Path(out).exists() and not overwrite:
+        _refuse(Path(out))  # before any sorting work
+    result_dir = _result_for(Path(target), config, rep)
+    out = Path(out) if out is not None else result_dir / "compare"
+    if out.exists() and not overwrite:
+        _refuse(out)
+    res = load_result(result_dir)
+    run, spikes = res["run"], res["spikes"]
+    cfg = _config_from_run(run)
+    gt_path = Path(ground_truth) if ground_truth is not None else ground_truth_path(run["input"]["path"])
+    gt = None
+    if ground_truth is not None or gt_path.is_file():
+        gt = GroundTruth.load(gt_path)
+        _check_ground_truth(gt, run, gt_path)
+
+    electrode_ids = run["input"]["electrodes"]
+    channel = {e: i for i, e in enumerate(electrode_ids)}
+    electrode = np.array([channel[int(e)] for e in spikes["electrode_id"]], np.int64)
+    noise = np.array([run["noise_uv"][str(e)] for e in electrode_ids])
+    waveforms = np.load(result_dir / "spike_waveforms.npy", mmap_mode="r")
+    timestamps, amplitude = spikes["timestamp"], spikes["amplitude_uv"]
+    duration, align = run["input"]["duration_s"], cfg.detection.align_sample
+
+    def clustered(name, features, history):
+        space = np.zeros((len(features), cfg.cluster.n_dims))
+        unit, table = label_units(features, electrode, np.array(electrode_ids), waveforms, timestamps, amplitude,
+                                  noise, duration, align, cfg.cluster, cfg.seed, rep, space_out=space)
+        return FeatureSorting(name=name, unit=unit, space=space, table=table, history=history)
+
+    main_name = run.get("features", "vae")
+    sortings = [clustered(main_name, spikes["latent"], run.get("training_history", {}))]
+    if not np.array_equal(sortings[0].unit, spikes["unit"]):
+        raise SpikevaeError(f"{result_dir}: re-clustering its features does not reproduce its units; "
+                            f"was it written by another spikevae version?")
+    device = pick_device("auto")
+    for name in dict.fromkeys(baselines):
+        if name == main_name:
+            continue
+        extractor = make_features(name, cfg.vae, device, cfg.seed, cfg.pca_components)
+        features = np.zeros((len(waveforms), extractor.dim), np.float32)
+        if len(waveforms):
+            embed(extractor, waveforms, electrode, noise, features, rep)
+        sortings.append(clustered(name, features, extractor.history))
+
+    for s in sortings:
+        _quality(s, electrode, electrode_ids, cfg.seed)
+    report = {"result": str(result_dir), "recording": run["input"]["name"], "spikes": int(len(timestamps)),
+              "feature_spaces": [s.name for s in sortings], "summary": {s.name: s.summary for s in sortings},
+              "agreement": {s.name: agreement(sortings[0].unit, s.unit) for s in sortings[1:]},
+              "electrodes": {s.name: s.electrode_metrics for s in sortings},
+              "units": {s.name: s.unit_metrics for s in sortings}}
+    if gt is not None:
+        report["ground_truth"] = {"path": str(gt_path), "true_units": len(gt.unit_electrode),
+                                  "snr": gt.unit_snr.tolist(), "electrode_id": gt.unit_electrode.tolist()}
+        for s in sortings:
+            sc = score(gt, timestamps, s.unit)
+            s.summary.update({k: v for k, v in sc.summary(gt.unit_snr).items() if k != "true_units"})
+            report["ground_truth"][s.name] = {"accuracy": sc.accuracy.tolist(), "precision": sc.precision.tolist(),
+                                              "recall": sc.recall.tolist(),
+                                              "matched_unit": sc.matched_unit.tolist()}
+    from .figures import write_figures  # matplotlib only when a report is written
+
+    with staged_folder(out, overwrite) as tmp:
+        write_json(tmp / "compare.json", report)
+        _write_csv(tmp / "compare.csv", sortings, gt is not None)
+        write_figures(tmp, report, sortings, electrode, np.array(electrode_ids), gt)
+    report["out"] = str(out)
+    return report
+
+
+def _refuse(path: Path):
+    raise SpikevaeError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def _write_csv(path: Path, sortings: list[FeatureSorting], with_gt: bool) -> None:
+    cols = ["feature_space", "electrode_id", *SUMMARY_COLUMNS]
+    if with_gt:
+        cols += ["well_detected", "mean_accuracy", "mean_precision", "mean_recall"]
+    lines = [",".join(cols)]
+    for s in sortings:
+        lines.append(",".join([s.name, "all"] + [_fmt(s.summary.get(c, "")) for c in cols[2:]]))
+        for e in s.electrode_metrics:
+            units = [u for u in s.unit_metrics if u["electrode_id"] == e["electrode_id"]]
+            summ = _summarise(units, [e], np.array([0]))
+            summ["sorted_fraction"] = e["sorted_fraction"]
+            lines.append(",".join([s.name, str(e["electrode_id"])] + [_fmt(summ.get(c, "")) for c in cols[2:]]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "" if np.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def table_text(report: dict) -> str:
+    """The compact terminal table of a report."""
+    names = report["feature_spaces"]
+    rows = [("units", "units", "{:d}"), ("sorted", "sorted_fraction", "{:.0%}"), ("SNR", "median_snr", "{:.1f}"),
+            ("ISI viol.", "median_isi_violation", "{:.3f}"), ("iso. dist.", "median_isolation_distance", "{:.1f}"),
+            ("L-ratio", "median_l_ratio", "{:.2g}"), ("silhouette", "mean_silhouette", "{:.2f}")]
+    if "ground_truth" in report:
+        rows += [("well detected", "well_detected", "{:d}"), ("mean accuracy", "mean_accuracy", "{:.3f}"),
+                 ("precision", "mean_precision", "{:.3f}"), ("recall", "mean_recall", "{:.3f}")]
+    width = max(12, *(len(n) + 2 for n in names))
+    lines = ["".ljust(16) + "".join(n.rjust(width) for n in names)]
+    for label, key, fmt in rows:
+        cells = []
+        for n in names:
+            v = report["summary"][n].get(key)
+            cells.append(("–" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)).rjust(width))
+        lines.append(label.ljust(16) + "".join(cells))
+    for n, a in report["agreement"].items():
+        lines.append(f"agreement {names[0]}↔{n}: {a['matched_units']} of {a['units_a']}/{a['units_b']} units paired, "
+                     f"{a['spike_agreement']:.1%} of spikes labelled alike")
+    if "ground_truth" in report:
+        lines.append(f"ground truth: {report['ground_truth']['true_units']} units "
+                     f"(well detected = accuracy ≥ {WELL_DETECTED})")
+    return "\n".join(lines)
+
