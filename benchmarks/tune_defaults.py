@@ -87,6 +87,9 @@ def main():
     ap.add_argument("--band", type=float, nargs=2, default=(250.0, 750.0))
     ap.add_argument("--recon", action="store_true", help="cluster the decoder's reconstruction of the latent")
     ap.add_argument("--cluster", choices=["gmm", "hdbscan"], default="gmm")
+    ap.add_argument("--n-dims", type=int, default=ClusterParams().n_dims)
+    ap.add_argument("--scale", choices=["noise", "rms"], default="noise",
+                    help="per-electrode scale of the network input: noise SD or the waveforms' RMS")
     ap.add_argument("--json", default="benchmarks/out/tune_defaults.json")
     args = ap.parse_args()
     device = pick_device("auto")
@@ -101,11 +104,14 @@ def main():
         el = np.asarray(found.store.column("electrode"))
         ts = np.asarray(found.store.column("timestamp"))
         noise = found.noise.noise_uv
+        if args.scale == "rms":
+            noise = np.array([np.sqrt(np.mean(wf[el == c] ** 2)) if (el == c).any() else 1.0
+                              for c in range(len(noise))])
         print(f"seed {seed}: {len(gt.unit_electrode)} true units ({(gt.unit_snr >= 5).sum()} with SNR ≥ 5), "
               f"{len(wf)} spikes", flush=True)
 
         def record(name, feats, seconds, ms):
-            params = dataclasses.replace(ClusterParams(), min_spikes=ms)
+            params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims)
             s = score(gt, ts, cluster_all(feats, el, params, method=args.cluster))
             row = {"seed": seed, "variant": name, "min_spikes": ms, "seconds": round(seconds, 1),
                    **s.summary(gt.unit_snr)}

@@ -55,13 +55,17 @@ def main():
 @click.option("--max-train", type=int, help="Most waveforms used for training (balanced across electrodes).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes CPU runs reproducible bit for bit.")
+@click.option("--export", "exports", multiple=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),
+              help="Also write the result in this format (repeatable); see `spikevae export`.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (warnings and errors still shown).")
 def sort(recording, out, overwrite, channels, band, filter_order, threshold, polarity, dead_time_ms,
          align_sample, artifact_fraction, max_amplitude, features, pca_components, model, latent_dim, beta, c_max,
-         epochs, max_train, device, seed, quiet):
+         epochs, max_train, device, seed, exports, quiet):
     """Sort RECORDING (a Blackrock .ns6 file) into units, one result folder out."""
     from .config import SortConfig
     from .detection import DetectionParams
+    from .export import EXTRAS, require_extra
+    from .export import export as run_export
     from .model import VAEConfig
     from .pipeline import sort as run_sort
     from .progress import Reporter
@@ -76,7 +80,13 @@ def sort(recording, out, overwrite, channels, band, filter_order, threshold, pol
                                   max_amplitude_uv=max_amplitude),
         vae=dataclasses.replace(VAEConfig(), **vae_overrides),
     )
-    run_sort(recording, cfg, out=out, model=model, overwrite=overwrite, reporter=Reporter(quiet=quiet))
+    for fmt in exports:  # a missing extra stops the sort before it starts
+        module, extra = EXTRAS[fmt]
+        if module is not None:
+            require_extra(module, extra, f"--export {fmt}")
+    result = run_sort(recording, cfg, out=out, model=model, overwrite=overwrite, reporter=Reporter(quiet=quiet))
+    for fmt in exports:
+        click.echo(f"{fmt}: {run_export(result.out, fmt, overwrite=True)}", err=quiet)
 
 
 @main.command(cls=_Command)
@@ -131,3 +141,22 @@ def compare(target, baselines, ground_truth, out, overwrite, as_json, quiet):
     else:
         click.echo(table_text(report))
         click.echo(f"report: {report['out']}/compare.html")
+
+
+@main.command(cls=_Command)
+@click.argument("result", type=click.Path(file_okay=False))
+@click.option("--to", "fmt", required=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),
+              help="nwb (pynwb), phy (phylib's TemplateModel), nev (Blackrock spike file), "
+                   "spikeinterface (a saved BaseSorting).")
+@click.option("-o", "--out", type=click.Path(), help="Where to write [default: inside RESULT].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export.")
+@click.option("--subject-id", help="NWB: the animal's id.")
+@click.option("--species", help="NWB: e.g. 'Macaca mulatta'.")
+@click.option("--sex", type=click.Choice(["M", "F", "U", "O"]), help="NWB: subject sex [default: U].")
+@click.option("--age", help="NWB: ISO 8601 duration, e.g. P7Y (archives such as DANDI require it).")
+def export(result, fmt, out, overwrite, subject_id, species, sex, age):
+    """Write RESULT (a `spikevae sort` folder) in a format other tools open."""
+    from .export import export as run_export
+
+    subject = {"subject_id": subject_id, "species": species, "sex": sex, "age": age}
+    click.echo(run_export(result, fmt, out=out, overwrite=overwrite, subject=subject))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from .errors import SpikevaeError
 from .filtering import BandpassFilter, Chunk
 from .reader import TICKS_PER_SECOND
 from .store import SpikeStore
@@ -150,3 +151,25 @@ def detect(filt: BandpassFilter, params: DetectionParams, folder, progress=None)
     finally:
         store.close()
     return Detection(store=store, noise=noise, counts=counts)
+
+
+def from_waveforms(spikes: dict, electrode_ids: np.ndarray, params: DetectionParams, folder) -> Detection:
+    """A detection made elsewhere (the recording system's cut waveforms in a .nev): noise per
+    electrode from the waveforms' first samples, before any threshold crossing."""
+    channel = np.searchsorted(electrode_ids, spikes["electrode_id"])
+    wf = spikes["waveform"]
+    if wf.shape[1] != params.n_samples:
+        raise SpikevaeError(f"the file's waveforms have {wf.shape[1]} samples; pass a matching n_samples "
+                            f"(spikevae cuts {params.n_samples})")
+    pre = max(2, params.align_sample - 5)
+    noise = np.array([np.median(np.abs(wf[channel == c, :pre])) / 0.6745 for c in range(len(electrode_ids))])
+    skipped = {c: "flat (no signal)" for c in range(len(electrode_ids)) if not noise[c] > 0.1}
+    keep = ~np.isin(channel, list(skipped))
+    store = SpikeStore(folder, {"timestamp": (np.int64, ()), "electrode": (np.int16, ()),
+                                "amplitude": (np.float32, ()), "waveform": (np.float32, (params.n_samples,))})
+    store.append(timestamp=spikes["timestamp"][keep], electrode=channel[keep],
+                 amplitude=wf[keep, params.align_sample], waveform=wf[keep])
+    store.close()
+    n = int(len(wf))
+    counts = {"detected": n, "rejected_common_mode": 0, "rejected_amplitude": 0, "kept": store.n}
+    return Detection(store=store, noise=NoiseEstimate(noise_uv=noise, skipped=skipped), counts=counts)

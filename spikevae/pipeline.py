@@ -8,23 +8,37 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from . import __version__
 from .clustering import ClusterParams, cluster_recording
 from .config import SortConfig
-from .detection import detect
+from .detection import detect, from_waveforms
 from .errors import SpikevaeError
 from .features import make_features
 from .filtering import BandpassFilter
 from .metrics import UnitTable, unit_table
+from .nev import read_nev_spikes
 from .output import default_out, staged_folder, write_json, write_units_csv
 from .progress import Reporter
 from .reader import TICKS_PER_SECOND, open_recording
 from .train import TrainedModel, pick_device
 
 MIN_TRAIN_SPIKES = 200
+
+
+@dataclass
+class Source:
+    """What ``sort`` reads, described before any work, and how to get its spikes."""
+
+    path: Path
+    electrode_ids: np.ndarray
+    duration_s: float
+    info: dict                    # the "input" section of run.json
+    describe: str
+    acquire: Callable             # (work folder, reporter) -> Detection
 
 
 @dataclass
@@ -77,33 +91,28 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     rep = reporter or Reporter(quiet=True)
     det = cfg.detection
     device = pick_device(cfg.device)
-    rec = open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
-    out = Path(out) if out is not None else default_out(rec.path)
+    source = _open_source(Path(path), cfg)
+    out = Path(out) if out is not None else default_out(source.path)
     pretrained = TrainedModel.load(model, device) if model is not None else None
     if pretrained is not None and pretrained.net.cfg.n_samples != det.n_samples:
         raise SpikevaeError(f"--model {model}: trained on {pretrained.net.cfg.n_samples}-sample waveforms, "
                             f"this sort cuts {det.n_samples}")
     extractor = make_features(cfg.features, cfg.vae, device, cfg.seed, cfg.pca_components, pretrained)
-    filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
+    electrode_ids, duration_s = source.electrode_ids, source.duration_s
     seconds: dict[str, float] = {}
     with staged_folder(out, overwrite) as tmp:
-        rep.info(f"{rec.path.name}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
-                 f"{len(rec.segments)} segment(s), NSx {rec.file_spec}")
+        rep.info(source.describe)
         t0 = time.perf_counter()
-        try:
-            with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
-                found = detect(filt, det, tmp / "work", progress=up)
-        finally:
-            filt.close()
+        found = source.acquire(tmp / "work", rep)
         seconds["read_filter_detect"] = time.perf_counter() - t0
         for ch, why in found.noise.skipped.items():
-            rep.warn(f"electrode {rec.electrode_ids[ch]} skipped: {why}")
+            rep.warn(f"electrode {electrode_ids[ch]} skipped: {why}")
         store, noise = found.store, found.noise.noise_uv
         n = store.n
         if n == 0:
             rep.warn("no spikes were detected; the result is empty")
         elif not extractor.trained and cfg.features != "pca" and n < MIN_TRAIN_SPIKES:
-            raise SpikevaeError(f"{rec.path}: only {n} spikes detected, too few to train the β-VAE "
+            raise SpikevaeError(f"{source.path}: only {n} spikes detected, too few to train the β-VAE "
                                 f"(need {MIN_TRAIN_SPIKES}); record longer or pass --model")
         waveforms, electrode = store.column("waveform"), store.column("electrode")
         timestamps, amplitude = store.column("timestamp"), store.column("amplitude")
@@ -112,8 +121,8 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         seconds.update(embed(extractor, waveforms, electrode, noise, features, rep))
         t0 = time.perf_counter()
         unit = store.create("unit", np.int64)
-        _, table = label_units(features, electrode, rec.electrode_ids, waveforms, timestamps, amplitude, noise,
-                               rec.duration_s, det.align_sample, cfg.cluster, cfg.seed, rep, unit_out=unit)
+        _, table = label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise,
+                               duration_s, det.align_sample, cfg.cluster, cfg.seed, rep, unit_out=unit)
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -121,7 +130,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         time_s = store.create("time_s", np.float64)
         for i in range(0, n, 1 << 20):
             sl = slice(i, i + (1 << 20))
-            electrode_id[sl] = rec.electrode_ids[np.asarray(electrode[sl])]
+            electrode_id[sl] = electrode_ids[np.asarray(electrode[sl])]
             time_s[sl] = timestamps[sl] / TICKS_PER_SECOND
         np.savez(tmp / "spikes.npz", timestamp=timestamps, time_s=time_s, electrode_id=electrode_id,
                  unit=unit, amplitude_uv=amplitude, latent=features)
@@ -138,21 +147,52 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         shutil.rmtree(tmp / "work", ignore_errors=True)
         write_json(tmp / "run.json", {
             "spikevae_version": __version__, "versions": _versions(),
-            "input": {"path": str(rec.path.resolve()), "name": rec.path.name, "bytes": rec.path.stat().st_size,
-                      "file_spec": rec.file_spec, "electrodes": rec.electrode_ids,
-                      "segments": [{"start_tick": s.start_tick, "n_samples": s.n_samples} for s in rec.segments],
-                      "duration_s": rec.duration_s},
+            "input": source.info,
             "config": cfg.to_dict(), "features": cfg.features,
             "model": str(model) if model is not None else ("trained" if cfg.features != "pca" else None),
             "device": str(device), "platform": platform.platform(),
-            "noise_uv": dict(zip(rec.electrode_ids.tolist(), noise.round(3).tolist())),
-            "skipped_electrodes": {int(rec.electrode_ids[c]): w for c, w in found.noise.skipped.items()},
+            "noise_uv": dict(zip(electrode_ids.tolist(), noise.round(3).tolist())),
+            "skipped_electrodes": {int(electrode_ids[c]): w for c, w in found.noise.skipped.items()},
             "seconds": seconds, "counts": counts, "training_history": extractor.history,
         })
     rep.info(f"{counts['units']} units, {counts['sorted']} of {counts['kept']} spikes sorted "
              f"({counts['rejected_common_mode']} common-mode and {counts['rejected_amplitude']} "
              f"too-large events rejected) → {out}")
     return SortResult(out=out, n_units=len(table.rows), counts=counts, seconds=seconds)
+
+
+def _open_source(path: Path, cfg: SortConfig) -> Source:
+    """What ``sort`` reads: a continuous .nsX (filtered and detected here) or a .nev whose
+    waveforms the recording system already cut (sorted as they are, no filtering)."""
+    det = cfg.detection
+    if path.suffix.lower() == ".nev":
+        spikes = read_nev_spikes(path, cfg.channels)
+        ids = np.unique(spikes["electrode_id"])
+        first, last = int(spikes["timestamp"][0]), int(spikes["timestamp"][-1])
+        info = {"path": str(path.resolve()), "name": path.name, "bytes": path.stat().st_size, "file_spec": "nev",
+                "electrodes": ids, "segments": [{"start_tick": first, "n_samples": last - first + 1}],
+                "duration_s": (last - first + 1) / TICKS_PER_SECOND}
+        return Source(path, ids, info["duration_s"], info,
+                      f"{path.name}: {len(spikes['timestamp'])} cut waveforms on {len(ids)} electrodes (.nev)",
+                      lambda folder, rep: from_waveforms(spikes, ids, det, folder))
+
+    rec = open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
+    filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
+
+    def acquire(folder, rep):
+        try:
+            with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
+                return detect(filt, det, folder, progress=up)
+        finally:
+            filt.close()
+
+    info = {"path": str(rec.path.resolve()), "name": rec.path.name, "bytes": rec.path.stat().st_size,
+            "file_spec": rec.file_spec, "electrodes": rec.electrode_ids,
+            "segments": [{"start_tick": s.start_tick, "n_samples": s.n_samples} for s in rec.segments],
+            "duration_s": rec.duration_s, "start_time": rec.start_time}
+    return Source(rec.path, rec.electrode_ids, rec.duration_s, info,
+                  f"{rec.path.name}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
+                  f"{len(rec.segments)} segment(s), NSx {rec.file_spec}", acquire)
 
 
 def _versions() -> dict:

@@ -6,7 +6,9 @@ straight from neo's memory map: nothing is loaded that is not asked for.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ class Recording:
     electrode_ids: np.ndarray    # selected electrodes, in file order
     labels: list[str]
     segments: list[Segment]
+    start_time: str | None              # ISO time origin from the file header, if valid
     _reader: object = field(repr=False)
     _stream: int = field(repr=False)
     _channel_indexes: np.ndarray = field(repr=False)
@@ -98,7 +101,8 @@ def open_recording(path, channels: str | None = None, gap_tolerance_ms: float = 
         raise SpikevaeError(f"{path}: no such file")
     m = re.fullmatch(r"\.ns([1-6])", path.suffix.lower())
     with open(path, "rb") as f:
-        magic = f.read(8)
+        header = f.read(314)
+    magic = header[:8]
     if m is None or magic not in _MAGIC:
         raise SpikevaeError(f"{path}: not a Blackrock continuous (.nsX) file")
     if path.suffix != f".ns{m[1]}":
@@ -141,10 +145,21 @@ def open_recording(path, channels: str | None = None, gap_tolerance_ms: float = 
         spec += "-ptp"
     return Recording(
         path=path, file_spec=spec, sampling_rate=fs, electrode_ids=ids[index],
-        labels=[str(x) for x in chans["name"][index]], segments=segments,
+        labels=[str(x) for x in chans["name"][index]], segments=segments, start_time=_time_origin(header),
         _reader=reader, _stream=stream, _channel_indexes=index,
         _gain=chans["gain"][index].astype(np.float64), _offset=chans["offset"][index].astype(np.float64),
     )
+
+
+def _time_origin(header: bytes) -> str | None:
+    """The NSx 2.2+ header's time origin (Windows SYSTEMTIME at byte 294) as ISO 8601 UTC."""
+    if len(header) < 310 or header[:8] == b"NEURALSG":
+        return None
+    y, mo, _, d, h, mi, sec, ms = struct.unpack_from("<8H", header, 294)
+    try:
+        return _dt.datetime(y, mo, d, h, mi, sec, ms * 1000, tzinfo=_dt.timezone.utc).isoformat()
+    except ValueError:
+        return None
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,103 @@
+"""Blackrock ``.nev`` spike files: write sorted spikes (spec 2.3), read cut waveforms back.
+
+A written file carries, per spike, its 30 kHz timestamp, electrode, unit classification
+(0 = unclassified, 1..n = the electrode's units in spikevae's order) and its waveform as
+int16 at 0.25 µV per bit, so NPMK, Central and neo show the sorted units. Reading goes
+through neo's ``BlackrockRawIO`` so that files written by Blackrock systems work the same.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpikevaeError
+from .reader import TICKS_PER_SECOND
+
+NV_PER_BIT = 250  # 0.25 µV per bit, as Blackrock front ends digitise
+_BASIC = struct.Struct("<8s2BHIIII8H32s256sI")        # 336 bytes
+_WAV = struct.Struct("<8sH2BHHhhBBH8s")               # 32 bytes each
+_LBL = struct.Struct("<8sH16s6s")
+_FLT = struct.Struct("<8sHIIHIIH2s")
+assert _BASIC.size == 336 and _WAV.size == _LBL.size == _FLT.size == 32
+
+
+def write_nev(path, timestamp: np.ndarray, electrode_id: np.ndarray, unit_class: np.ndarray,
+              waveforms_uv: np.ndarray, electrode_ids: np.ndarray, thresholds_uv: np.ndarray | None = None,
+              labels: list[str] | None = None, band_hz=(250.0, 7500.0), comment: str = "",
+              start_time: _dt.datetime | None = None) -> None:
+    """Write spikes (sorted by time) as a spec 2.3 ``.nev``; waveforms are (n, samples) µV."""
+    timestamp = np.asarray(timestamp, np.int64)
+    if len(timestamp) and (timestamp.min() < 0 or timestamp.max() >= 2**32):
+        raise SpikevaeError("timestamps do not fit a spec 2.3 .nev (over 39 hours of 30 kHz ticks)")
+    n_samples = waveforms_uv.shape[1]
+    packet = np.dtype([("ts", "<u4"), ("id", "<u2"), ("unit", "u1"), ("res", "u1"), ("wf", "<i2", (n_samples,))])
+    n_el = len(electrode_ids)
+    thresholds = np.zeros(n_el) if thresholds_uv is None else np.asarray(thresholds_uv)
+    labels = labels or [f"elec{e}" for e in electrode_ids]
+    n_units = {int(e): int(unit_class[electrode_id == e].max(initial=0)) for e in electrode_ids}
+    when = start_time or _dt.datetime(2026, 1, 1, 12, 0, 0)
+    with open(path, "wb") as f:
+        f.write(_BASIC.pack(b"NEURALEV", 2, 3, 1, _BASIC.size + 3 * 32 * n_el, packet.itemsize,
+                            TICKS_PER_SECOND, TICKS_PER_SECOND, when.year, when.month, when.isoweekday() % 7,
+                            when.day, when.hour, when.minute, when.second, when.microsecond // 1000,
+                            b"spikevae", comment.encode()[:256], 3 * n_el))
+        for e, label, thr in zip(electrode_ids, labels, thresholds):
+            bits = int(np.clip(round(thr * 1000 / NV_PER_BIT), -32768, 32767))
+            f.write(_WAV.pack(b"NEUEVWAV", int(e), 1 + (int(e) - 1) // 32, 1 + (int(e) - 1) % 32, NV_PER_BIT,
+                              0, 0, bits, min(n_units[int(e)], 255), 2, n_samples, b""))
+            f.write(_LBL.pack(b"NEUEVLBL", int(e), label.encode()[:16], b""))
+            f.write(_FLT.pack(b"NEUEVFLT", int(e), int(band_hz[0] * 1000), 4, 1, int(band_hz[1] * 1000), 4, 1, b""))
+        for i in range(0, len(timestamp), 1 << 18):
+            sl = slice(i, i + (1 << 18))
+            block = np.zeros(len(timestamp[sl]), packet)
+            block["ts"], block["id"], block["unit"] = timestamp[sl], electrode_id[sl], unit_class[sl]
+            block["wf"] = np.clip(np.round(np.asarray(waveforms_uv[sl]) * 1000 / NV_PER_BIT), -32768, 32767)
+            f.write(block.tobytes())
+
+
+def read_nev_spikes(path, channels: str | None = None) -> dict:
+    """Every spike of a ``.nev`` read through neo, in time order: ``timestamp`` (30 kHz ticks),
+    ``electrode_id``, ``unit_class`` and ``waveform`` (n × samples, µV)."""
+    from neo.rawio import BlackrockRawIO
+
+    from .reader import parse_channels
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpikevaeError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        if f.read(8) != b"NEURALEV":
+            raise SpikevaeError(f"{path}: not a Blackrock .nev file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = BlackrockRawIO(filename=str(path), nsx_to_load=[], load_nev=True)
+            reader.parse_header()
+    except Exception as exc:
+        raise SpikevaeError(f"{path}: cannot read as Blackrock .nev ({str(exc).splitlines()[0]})") from exc
+    units = reader.header["spike_channels"]
+    parts = {k: [] for k in ("timestamp", "electrode_id", "unit_class", "waveform")}
+    for u, (name, _id, *_rest) in enumerate(units):
+        electrode, klass = (int(x) for x in name[2:].split("#"))
+        for seg in range(reader.segment_count(0)):
+            ts = reader.get_spike_timestamps(0, seg, u, None, None)
+            if len(ts) == 0:
+                continue
+            seconds = reader.rescale_spike_timestamp(ts, "float64")
+            raw = reader.get_spike_raw_waveforms(0, seg, u, None, None)
+            parts["timestamp"].append(np.round(seconds * TICKS_PER_SECOND).astype(np.int64))
+            parts["electrode_id"].append(np.full(len(ts), electrode, np.int32))
+            parts["unit_class"].append(np.full(len(ts), klass, np.int32))
+            parts["waveform"].append(reader.rescale_waveforms_to_float(raw, "float32", u)[:, 0, :])
+    if not parts["timestamp"]:
+        raise SpikevaeError(f"{path}: the file holds no spike waveforms")
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    ids = np.unique(out["electrode_id"])
+    chosen = parse_channels(channels, ids)
+    keep = np.isin(out["electrode_id"], chosen)
+    order = np.argsort(out["timestamp"][keep], kind="stable")
+    return {k: v[keep][order] for k, v in out.items()}
