@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import click
 
@@ -29,57 +30,79 @@ def main():
     """Spike sorting for Blackrock Utah-array recordings (.ns6) with a capacity-annealed β-VAE."""
 
 
-@main.command(cls=_Command)
-@click.argument("recording", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", type=click.Path(file_okay=False), help="Result folder [default: RECORDING.spikevae beside the input].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing result folder.")
-@click.option("--channels", help="Electrodes to sort, e.g. 1-32,40 [default: all].")
-@click.option("--band", nargs=2, type=float, default=(250.0, 750.0), show_default=True, metavar="LO HI",
-              help="Band-pass in Hz (zero-phase Butterworth).")
-@click.option("--filter-order", type=int, default=4, show_default=True, help="Butterworth order (per pass).")
-@click.option("--threshold", type=float, default=4.5, show_default=True, help="Detection threshold, × robust noise SD.")
-@click.option("--polarity", type=click.Choice(["neg", "pos", "both"]), default="neg", show_default=True)
-@click.option("--dead-time-ms", type=float, default=1.0, show_default=True, help="Minimum spacing of events on one electrode.")
-@click.option("--align-sample", type=int, default=11, show_default=True, help="Sample of the 48 on which the trough sits.")
-@click.option("--artifact-fraction", type=float, default=0.5, show_default=True,
-              help="Reject events seen at once on at least this share of electrodes.")
-@click.option("--max-amplitude", type=float, default=1500.0, show_default=True, help="Reject events larger than this (µV).")
-@click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]), default="vae", show_default=True,
-              help="Feature space: the β-VAE, per-electrode PCA, a plain auto-encoder (β=0) or a plain VAE (β=1, C=0).")
-@click.option("--pca-components", type=int, default=3, show_default=True, help="Components for --features pca.")
-@click.option("--model", type=click.Path(dir_okay=False), help="Embed with this saved model.pt instead of training.")
-@click.option("--latent-dim", type=int, help="β-VAE latent size.")
-@click.option("--beta", type=float, help="Weight of |KL − C|.")
-@click.option("--c-max", type=float, help="Final capacity C in nats.")
-@click.option("--epochs", type=int, help="Training epochs.")
-@click.option("--max-train", type=int, help="Most waveforms used for training (balanced across electrodes).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Makes CPU runs reproducible bit for bit.")
-@click.option("--export", "exports", multiple=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),
-              help="Also write the result in this format (repeatable); see `spikevae export`.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output (warnings and errors still shown).")
-def sort(recording, out, overwrite, channels, band, filter_order, threshold, polarity, dead_time_ms,
-         align_sample, artifact_fraction, max_amplitude, features, pca_components, model, latent_dim, beta, c_max,
-         epochs, max_train, device, seed, exports, quiet):
-    """Sort RECORDING (a Blackrock .ns6 file) into units, one result folder out."""
+_SETTINGS = [
+    click.option("--channels", help="Electrodes to sort, e.g. 1-32,40 [default: all]."),
+    click.option("--band", nargs=2, type=float, default=(250.0, 750.0), show_default=True, metavar="LO HI",
+                 help="Band-pass in Hz (zero-phase Butterworth)."),
+    click.option("--filter-order", type=int, default=4, show_default=True, help="Butterworth order (per pass)."),
+    click.option("--threshold", type=float, default=4.5, show_default=True,
+                 help="Detection threshold, × robust noise SD."),
+    click.option("--polarity", type=click.Choice(["neg", "pos", "both"]), default="neg", show_default=True),
+    click.option("--dead-time-ms", type=float, default=1.0, show_default=True,
+                 help="Minimum spacing of events on one electrode."),
+    click.option("--align-sample", type=int, default=11, show_default=True,
+                 help="Sample of the 48 on which the trough sits."),
+    click.option("--artifact-fraction", type=float, default=0.5, show_default=True,
+                 help="Reject events seen at once on at least this share of electrodes."),
+    click.option("--max-amplitude", type=float, default=1500.0, show_default=True,
+                 help="Reject events larger than this (µV)."),
+    click.option("--latent-dim", type=int, help="β-VAE latent size."),
+    click.option("--beta", type=float, help="Weight of |KL − C|."),
+    click.option("--c-max", type=float, help="Final capacity C in nats."),
+    click.option("--epochs", type=int, help="Training epochs."),
+    click.option("--max-train", type=int, help="Most waveforms used for training (balanced across electrodes)."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True, help="Makes CPU runs reproducible bit for bit."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress output (warnings and errors still shown)."),
+]
+
+
+def settings_options(f):
+    """The options that set how recordings are filtered, detected and embedded (sort, train, batch)."""
+    for option in reversed(_SETTINGS):
+        f = option(f)
+    return f
+
+
+def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms, align_sample, artifact_fraction,
+                 max_amplitude, latent_dim, beta, c_max, epochs, max_train, device, seed, features="vae",
+                 pca_components=3):
     from .config import SortConfig
     from .detection import DetectionParams
-    from .export import EXTRAS, require_extra
-    from .export import export as run_export
     from .model import VAEConfig
-    from .pipeline import sort as run_sort
-    from .progress import Reporter
 
-    vae_overrides = {k: v for k, v in dict(latent_dim=latent_dim, beta=beta, c_max=c_max, epochs=epochs,
-                                           max_train=max_train).items() if v is not None}
-    cfg = SortConfig(
+    vae = {k: v for k, v in dict(latent_dim=latent_dim, beta=beta, c_max=c_max, epochs=epochs,
+                                 max_train=max_train).items() if v is not None}
+    return SortConfig(
         channels=channels, band_hz=tuple(band), filter_order=filter_order, device=device, seed=seed,
         features=features, pca_components=pca_components,
         detection=DetectionParams(threshold=threshold, polarity=polarity, dead_time_ms=dead_time_ms,
                                   align_sample=align_sample, artifact_fraction=artifact_fraction,
                                   max_amplitude_uv=max_amplitude),
-        vae=dataclasses.replace(VAEConfig(), **vae_overrides),
+        vae=dataclasses.replace(VAEConfig(), **vae),
     )
+
+
+@main.command(cls=_Command)
+@click.argument("recording", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", type=click.Path(file_okay=False),
+              help="Result folder [default: RECORDING.spikevae beside the input].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing result folder.")
+@click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]), default="vae", show_default=True,
+              help="Feature space: the β-VAE, per-electrode PCA, a plain auto-encoder (β=0) or a plain VAE (β=1, C=0).")
+@click.option("--pca-components", type=int, default=3, show_default=True, help="Components for --features pca.")
+@click.option("--model", type=click.Path(dir_okay=False), help="Embed with this saved model.pt instead of training.")
+@click.option("--export", "exports", multiple=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),
+              help="Also write the result in this format (repeatable); see `spikevae export`.")
+@settings_options
+def sort(recording, out, overwrite, features, pca_components, model, exports, quiet, **settings):
+    """Sort RECORDING (a Blackrock .ns6, or a .nev of cut waveforms) into units, one result folder out."""
+    from .export import EXTRAS, require_extra
+    from .export import export as run_export
+    from .pipeline import sort as run_sort
+    from .progress import Reporter
+
+    cfg = build_config(**settings, features=features, pca_components=pca_components)
     for fmt in exports:  # a missing extra stops the sort before it starts
         module, extra = EXTRAS[fmt]
         if module is not None:
@@ -87,6 +110,46 @@ def sort(recording, out, overwrite, channels, band, filter_order, threshold, pol
     result = run_sort(recording, cfg, out=out, model=model, overwrite=overwrite, reporter=Reporter(quiet=quiet))
     for fmt in exports:
         click.echo(f"{fmt}: {run_export(result.out, fmt, overwrite=True)}", err=quiet)
+
+
+@main.command(cls=_Command)
+@click.argument("sessions", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to save the model (.pt).")
+@settings_options
+def train(sessions, out, quiet, **settings):
+    """Train one β-VAE on waveforms pooled from SESSIONS (paths, quoted globs or a .txt list)."""
+    from .batch import train_shared
+    from .progress import Reporter
+
+    train_shared(sessions, build_config(**settings), out=out, reporter=Reporter(quiet=quiet))
+    click.echo(out)
+
+
+@main.command(cls=_Command)
+@click.argument("sessions", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
+              help="Results folder: one SESSION.spikevae per session, model.pt and sessions.csv.")
+@click.option("--model", type=click.Path(dir_okay=False), help="Shared model to use [default: train one first].")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Sessions sorted at once on this machine.")
+@click.option("--scheduler", help="Address of a running Dask scheduler (tcp://host:8786) to sort on its workers.")
+@settings_options
+def batch(sessions, out, model, jobs, scheduler, quiet, **settings):
+    """Sort many SESSIONS with one shared model; resumable (finished sessions are skipped).
+
+    SESSIONS are paths, quoted globs ('data/*.ns6') or a .txt file listing one path per line.
+    Exits non-zero if any session failed; sessions.csv says which and why.
+    """
+    from .batch import batch as run_batch
+    from .progress import Reporter
+
+    outcomes = run_batch(sessions, out, build_config(**settings), model=model, jobs=jobs, scheduler=scheduler,
+                         reporter=Reporter(quiet=quiet))
+    failed = [o for o in outcomes if o.status == "failed"]
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("sorted", "skipped", "failed")}
+    click.echo(f"{counts['sorted']} sorted, {counts['skipped']} already done, {counts['failed']} failed "
+               f"→ {Path(out) / 'sessions.csv'}")
+    if failed:
+        sys.exit(1)
 
 
 @main.command(cls=_Command)

@@ -24,3 +24,9 @@ class SortConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def waveform_settings(self) -> dict:
+        """What a trained model depends on: how waveforms were filtered, cut and aligned."""
+        d = self.detection
+        return {"band_hz": [float(x) for x in self.band_hz], "filter_order": self.filter_order,
+                "n_samples": d.n_samples, "align_sample": d.align_sample, "polarity": d.polarity}

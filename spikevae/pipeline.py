@@ -23,7 +23,7 @@ from .metrics import UnitTable, unit_table
 from .nev import read_nev_spikes
 from .output import default_out, staged_folder, write_json, write_units_csv
 from .progress import Reporter
-from .reader import TICKS_PER_SECOND, open_recording
+from .reader import TICKS_PER_SECOND, file_checksum, open_recording
 from .train import TrainedModel, pick_device
 
 MIN_TRAIN_SPIKES = 200
@@ -94,9 +94,8 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     source = _open_source(Path(path), cfg)
     out = Path(out) if out is not None else default_out(source.path)
     pretrained = TrainedModel.load(model, device) if model is not None else None
-    if pretrained is not None and pretrained.net.cfg.n_samples != det.n_samples:
-        raise SpikevaeError(f"--model {model}: trained on {pretrained.net.cfg.n_samples}-sample waveforms, "
-                            f"this sort cuts {det.n_samples}")
+    if pretrained is not None:
+        pretrained.check_compatible(cfg.waveform_settings(), f"--model {model}")
     extractor = make_features(cfg.features, cfg.vae, device, cfg.seed, cfg.pca_components, pretrained)
     electrode_ids, duration_s = source.electrode_ids, source.duration_s
     seconds: dict[str, float] = {}
@@ -139,6 +138,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
                  mean=table.mean, sd=table.sd, align_sample=det.align_sample)
         write_units_csv(tmp / "units.csv", table.rows)
         if cfg.features != "pca" and extractor.trained:
+            extractor.model.trained_on = extractor.model.trained_on or cfg.waveform_settings()
             extractor.model.save(tmp / "model.pt")
         seconds["write"] = time.perf_counter() - t0
         sorted_n = int((np.asarray(unit) >= 0).sum())
@@ -169,7 +169,8 @@ def _open_source(path: Path, cfg: SortConfig) -> Source:
         spikes = read_nev_spikes(path, cfg.channels)
         ids = np.unique(spikes["electrode_id"])
         first, last = int(spikes["timestamp"][0]), int(spikes["timestamp"][-1])
-        info = {"path": str(path.resolve()), "name": path.name, "bytes": path.stat().st_size, "file_spec": "nev",
+        info = {"path": str(path.resolve()), "name": path.name, "bytes": path.stat().st_size,
+                "checksum": file_checksum(path), "file_spec": "nev",
                 "electrodes": ids, "segments": [{"start_tick": first, "n_samples": last - first + 1}],
                 "duration_s": (last - first + 1) / TICKS_PER_SECOND}
         return Source(path, ids, info["duration_s"], info,
@@ -187,7 +188,7 @@ def _open_source(path: Path, cfg: SortConfig) -> Source:
             filt.close()
 
     info = {"path": str(rec.path.resolve()), "name": rec.path.name, "bytes": rec.path.stat().st_size,
-            "file_spec": rec.file_spec, "electrodes": rec.electrode_ids,
+            "checksum": file_checksum(rec.path), "file_spec": rec.file_spec, "electrodes": rec.electrode_ids,
             "segments": [{"start_tick": s.start_tick, "n_samples": s.n_samples} for s in rec.segments],
             "duration_s": rec.duration_s, "start_time": rec.start_time}
     return Source(rec.path, rec.electrode_ids, rec.duration_s, info,

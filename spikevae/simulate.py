@@ -29,7 +29,9 @@ class SimulationConfig:
 
     n_electrodes: int = 16
     duration_s: float = 20.0          # recorded time, pauses excluded
-    seed: int = 0
+    seed: int = 0                     # noise, spike times and everything else
+    unit_seed: int | None = None      # draws the units themselves; fixed across sessions of one array
+    amplitude_scale: float = 1.0      # multiplies every unit's amplitude: drift across sessions
     spec: str = "2.3"                 # NSx spec of the written file: 2.2, 2.3, 3.0, 3.0-ptp
     n_segments: int = 1               # >1 splits the recording by pauses
     pause_s: float = 3.0              # unrecorded time between segments
@@ -110,15 +112,16 @@ def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
     n_el = cfg.n_electrodes
 
     # Units: electrode, template, amplitude, rate, spike train on the file clock.
+    urng = rng if cfg.unit_seed is None else np.random.default_rng(cfg.unit_seed)
     probs = np.asarray(cfg.units_per_electrode, float)
-    counts = rng.choice(len(probs), size=n_el, p=probs / probs.sum())
+    counts = urng.choice(len(probs), size=n_el, p=probs / probs.sum())
     unit_el = np.repeat(np.arange(n_el), counts)
     n_units = len(unit_el)
     lo, hi = np.log(cfg.amplitude_uv)
-    unit_amp = np.exp(rng.uniform(lo, hi, n_units))
+    unit_amp = np.exp(urng.uniform(lo, hi, n_units)) * cfg.amplitude_scale
     lo, hi = np.log(cfg.rate_hz)
-    unit_rate = np.exp(rng.uniform(lo, hi, n_units))
-    unit_tpl = np.array([random_template(rng) for _ in range(n_units)]).reshape(n_units, TEMPLATE_SAMPLES)
+    unit_rate = np.exp(urng.uniform(lo, hi, n_units))
+    unit_tpl = np.array([random_template(urng) for _ in range(n_units)]).reshape(n_units, TEMPLATE_SAMPLES)
     trains = [np.round(_spike_train(rng, r, cfg.refractory_ms / 1e3, span_s) * FS).astype(np.int64)
               for r in unit_rate]
     jitter = [1 + cfg.amplitude_jitter * rng.standard_normal(len(t)) for t in trains]

@@ -37,6 +37,14 @@ class TrainedModel:
     mean: float
     sd: float
     history: dict = field(default_factory=dict)
+    trained_on: dict = field(default_factory=dict)  # the waveform settings the model expects
+
+    def check_compatible(self, expected: dict, name) -> None:
+        """A model embeds only waveforms cut the way it was trained on."""
+        for key, want in expected.items():
+            have = self.trained_on.get(key)
+            if have is not None and have != want:
+                raise SpikevaeError(f"{name}: trained with {key} = {have}, this run uses {want}")
 
     def prepare(self, waveforms: np.ndarray, noise_uv: np.ndarray) -> np.ndarray:
         """µV waveforms (n, samples) and their electrodes' noise SD (n,) → network input."""
@@ -45,7 +53,7 @@ class TrainedModel:
     def save(self, path) -> None:
         torch.save({"format": "spikevae-vae-1", "spikevae_version": __version__,
                     "config": asdict(self.net.cfg), "state_dict": self.net.state_dict(),
-                    "mean": self.mean, "sd": self.sd, "history": self.history}, path)
+                    "mean": self.mean, "sd": self.sd, "history": self.history, "trained_on": self.trained_on}, path)
 
     @classmethod
     def load(cls, path, device: torch.device | str = "cpu") -> "TrainedModel":
@@ -57,7 +65,8 @@ class TrainedModel:
             raise SpikevaeError(f"--model {path}: no such file") from None
         except Exception as exc:
             raise SpikevaeError(f"--model {path}: not a spikevae model ({type(exc).__name__})") from exc
-        return cls(net=net.to(device).eval(), mean=ckpt["mean"], sd=ckpt["sd"], history=ckpt.get("history", {}))
+        return cls(net=net.to(device).eval(), mean=ckpt["mean"], sd=ckpt["sd"], history=ckpt.get("history", {}),
+                   trained_on=ckpt.get("trained_on", {}))
 
 
 def balanced_sample(electrode: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -116,6 +125,11 @@ def fit(waveforms: np.ndarray, electrode: np.ndarray, noise_uv: np.ndarray, cfg:
     rng = np.random.default_rng(seed)
     idx = balanced_sample(np.asarray(electrode), cfg.max_train, rng)
     x = np.asarray(waveforms[idx], dtype=np.float32) / noise_uv[np.asarray(electrode[idx])][:, None]
+    return fit_normalised(x, cfg, device, seed, progress)
+
+
+def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
+    """Train on waveforms already in noise units (pooled from several sessions, say)."""
     mean, sd = float(x.mean()), float(x.std()) or 1.0
     model = train((x - mean) / sd, cfg, device, seed, progress)
     model.mean, model.sd = mean, sd

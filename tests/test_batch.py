@@ -1,0 +1,117 @@
+"""batch: a shared model, resumable sessions, failures kept apart, on Dask."""
+import csv
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import spikevae
+from spikevae.cli import main
+from spikevae.groundtruth import GroundTruth, score
+from spikevae.simulate import SimulationConfig, simulate
+
+from .conftest import fast_config
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    """Three days of the same units (amplitudes drifting 4 % a day) and one truncated file."""
+    folder = tmp_path_factory.mktemp("days")
+    for day in range(3):
+        simulate(folder / f"day{day}.ns6", SimulationConfig(
+            n_electrodes=8, duration_s=12.0, seed=40 + day, unit_seed=5, amplitude_scale=1 + 0.04 * day,
+            units_per_electrode=(0, 0.3, 0.7), rate_hz=(5.0, 20.0), amplitude_uv=(220.0, 450.0)))
+    (folder / "broken.ns6").write_bytes((folder / "day0.ns6").read_bytes()[:30_000])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_batch(sessions, tmp_path_factory):
+    out = tmp_path_factory.mktemp("res") / "results"
+    return out, spikevae.batch([str(sessions / "*.ns6")], out, fast_config())
+
+
+def test_sorts_every_session_and_reports_the_corrupt_one(first_batch):
+    out, outcomes = first_batch
+    status = {o.session: o.status for o in outcomes}
+    assert status == {"broken": "failed", "day0": "sorted", "day1": "sorted", "day2": "sorted"}
+    assert "truncated" in next(o.reason for o in outcomes if o.session == "broken")
+    rows = list(csv.DictReader(open(out / "sessions.csv")))
+    assert [r["session"] for r in rows] == ["broken", "day0", "day1", "day2"]
+    assert all(int(r["units"]) >= 3 for r in rows if r["status"] == "sorted")
+    for day in range(3):
+        run = spikevae.load_result(out / f"day{day}.spikevae")["run"]
+        assert run["model"] == str(out / "model.pt")  # embedded with the shared model, not retrained
+
+
+def test_the_same_unit_lands_in_the_same_region_of_the_shared_latent_space(first_batch, sessions):
+    """Each unit's latent centroid on a later day is nearer its own day-0 centroid than any
+    other unit of its electrode (units of different electrodes may share a region: the
+    latent describes shapes, and sorting is per electrode)."""
+    out, _ = first_batch
+    centroids = []
+    for day in range(3):
+        gt = GroundTruth.load(sessions / f"day{day}.gt.npz")
+        spikes = spikevae.load_result(out / f"day{day}.spikevae")["spikes"]
+        s = score(gt, spikes["timestamp"], spikes["unit"])
+        centroids.append({u: spikes["latent"][spikes["unit"] == s.matched_unit[u]].mean(axis=0)
+                          for u in np.flatnonzero(s.accuracy >= 0.8)})
+    common = sorted(set.intersection(*(set(c) for c in centroids)))
+    assert len(common) >= 4
+    electrode = GroundTruth.load(sessions / "day0.gt.npz").unit_electrode
+    pairs = 0
+    for later in centroids[1:]:
+        for u in common:
+            rivals = [v for v in common if v != u and electrode[v] == electrode[u]]
+            own = np.linalg.norm(later[u] - centroids[0][u])
+            for v in rivals:
+                assert own < np.linalg.norm(later[u] - centroids[0][v])
+                pairs += 1
+    assert pairs >= 2
+
+
+def test_a_restarted_batch_does_only_what_is_left(first_batch, sessions):
+    out, _ = first_batch
+    again = spikevae.batch([str(sessions / "day*.ns6")], out, fast_config())
+    assert {o.status for o in again} == {"skipped"}
+    # an interrupted sort leaves a partial folder and no result
+    import shutil
+
+    shutil.rmtree(out / "day1.spikevae")
+    (out / ".day1.spikevae.partial-99999").mkdir()
+    resumed = spikevae.batch([str(sessions / "day*.ns6")], out, fast_config())
+    assert [o.status for o in resumed] == ["skipped", "sorted", "skipped"]
+    assert not list(out.glob(".day1.spikevae.partial-*"))
+
+
+def test_distributed_path_on_a_local_dask_cluster(sessions, first_batch, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    out, _ = first_batch
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        outcomes = spikevae.batch([str(sessions / "day0.ns6"), str(sessions / "day2.ns6")], tmp_path / "r",
+                                  fast_config(), model=out / "model.pt", scheduler=cluster.scheduler_address)
+    assert [o.status for o in outcomes] == ["sorted", "sorted"]
+    a = spikevae.load_result(out / "day2.spikevae")["spikes"]
+    b = spikevae.load_result(tmp_path / "r" / "day2.spikevae")["spikes"]
+    np.testing.assert_array_equal(a["latent"], b["latent"])  # one model, one latent space
+
+
+def test_bad_batches_fail_before_any_work(sessions, first_batch, tmp_path):
+    out, _ = first_batch
+    runner = CliRunner()
+
+    def fails(args, message):
+        r = runner.invoke(main, ["batch", *args, "-o", str(tmp_path / "x"), "--epochs", "2"])
+        assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output, r.output
+
+    fails([str(sessions / "*.nothing")], "matches no file")
+    fails([str(sessions / "day0.ns6"), str(sessions / "day0.ns6")], "given twice")
+    fails([str(sessions / "day0.ns6"), "--model", str(out / "model.pt"), "--band", "300", "3000"],
+          "trained with band_hz")
+    fails([str(sessions / "day0.ns6"), "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler")
+    assert not (tmp_path / "x").exists()
+    listing = tmp_path / "sessions.txt"
+    listing.write_text(f"# two days\n{sessions / 'day0.ns6'}\n{sessions / 'day2.ns6'}\n")
+    r = runner.invoke(main, ["batch", str(listing), "-o", str(tmp_path / "y"), "--model", str(out / "model.pt"), "-q"])
+    assert r.exit_code == 0 and "2 sorted" in r.output, r.output
