@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 from pathlib import Path
 
@@ -20,14 +21,19 @@ class _Command(click.Command):
         except SpikevaeError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("interrupted; nothing was written", err=True)
+            click.echo("interrupted; unfinished results were removed", err=True)
             sys.exit(130)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # a scheduler's kill (SLURM walltime) cleans up like Ctrl-C
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spikevae")
 def main():
     """Spike sorting for Blackrock Utah-array recordings (.ns6) with a capacity-annealed β-VAE."""
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 _SETTINGS = [
