@@ -113,7 +113,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
     if len(x) < 200:
         raise SpikevaeError(f"only {len(x)} waveforms in all these sessions, too few to train on")
     rep.info(f"training one model on {len(x)} waveforms from {len(pooled)} sessions")
-    with rep.bar("train shared β-VAE", cfg.vae.epochs, unit="epoch") as up:
+    with rep.bar("train shared β-VAE", cfg.vae.steps, unit="step") as up:
         model = fit_normalised(x, cfg.vae, device, cfg.seed, progress=up)
     model.trained_on = cfg.waveform_settings()
     if out is not None:

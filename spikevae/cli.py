@@ -55,7 +55,7 @@ _SETTINGS = [
     click.option("--latent-dim", type=int, help="β-VAE latent size."),
     click.option("--beta", type=float, help="Weight of |KL − C|."),
     click.option("--c-max", type=float, help="Final capacity C in nats."),
-    click.option("--epochs", type=int, help="Training epochs."),
+    click.option("--steps", type=int, help="Training steps (batches of 512) [default: 180]."),
     click.option("--max-train", type=int, help="Most waveforms used for training (balanced across electrodes)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
     click.option("--seed", type=int, default=0, show_default=True, help="Makes CPU runs reproducible bit for bit."),
@@ -71,13 +71,13 @@ def settings_options(f):
 
 
 def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms, align_sample, artifact_fraction,
-                 max_amplitude, latent_dim, beta, c_max, epochs, max_train, device, seed, features="vae",
+                 max_amplitude, latent_dim, beta, c_max, steps, max_train, device, seed, features="vae",
                  pca_components=3):
     from .config import SortConfig
     from .detection import DetectionParams
     from .model import VAEConfig
 
-    vae = {k: v for k, v in dict(latent_dim=latent_dim, beta=beta, c_max=c_max, epochs=epochs,
+    vae = {k: v for k, v in dict(latent_dim=latent_dim, beta=beta, c_max=c_max, steps=steps,
                                  max_train=max_train).items() if v is not None}
     return SortConfig(
         channels=channels, band_hz=tuple(band), filter_order=filter_order, device=device, seed=seed,
@@ -165,8 +165,9 @@ def batch(sessions, out, model, jobs, scheduler, quiet, **settings):
 @click.option("--segments", type=int, default=1, show_default=True, help="Split by pauses into this many segments.")
 @click.option("--spec", type=click.Choice(["2.2", "2.3", "3.0", "3.0-ptp"]), default="2.3", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--hard", is_flag=True, help="Up to 4 units per electrode, bursts, look-alikes, more artifacts and hash.")
 @click.option("-q", "--quiet", is_flag=True)
-def simulate(out, electrodes, duration, segments, spec, seed, quiet):
+def simulate(out, electrodes, duration, segments, spec, seed, hard, quiet):
     """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz."""
     from .progress import Reporter
     from .simulate import SimulationConfig
@@ -174,7 +175,10 @@ def simulate(out, electrodes, duration, segments, spec, seed, quiet):
 
     if not out.endswith(".ns6"):
         raise SpikevaeError(f"{out}: the simulated recording must be named *.ns6")
-    cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed)
+    from .simulate import HARD
+
+    cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed,
+                           **(HARD if hard else {}))
     rep = Reporter(quiet=quiet)
     with rep.bar("simulate", duration, unit="s", scale=1 / 30_000) as up:
         gt = run_simulation(out, cfg, progress=up)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import SpikevaeError
 from .filtering import BandpassFilter, Chunk
@@ -76,6 +75,28 @@ def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 
     return NoiseEstimate(noise_uv=noise, skipped=skipped)
 
 
+def local_maxima(s: np.ndarray, thr: np.ndarray, dead: int) -> tuple[np.ndarray, np.ndarray]:
+    """(channel, sample) of every sample of ``s`` (channels × samples) at or above its channel's
+    threshold that is the largest within ± ``dead`` samples; the first of equal values wins.
+
+    Only above-threshold local maxima are candidates (a larger sample nearby would itself be
+    above threshold), so the dead time is enforced among a few candidates rather than by a
+    maximum filter over every sample: ~10× less work on 96-channel chunks."""
+    x = s[:, 1:-1]
+    cand = (x >= thr[:, None]) & (x > s[:, :-2]) & (x >= s[:, 2:])
+    ch, pos = np.nonzero(cand)
+    pos = pos + 1
+    val = s[ch, pos]
+    keep = np.ones(len(pos), bool)
+    for k in range(1, dead + 1):  # neighbours k candidates apart, while any is within the dead time
+        near = (ch[k:] == ch[:-k]) & (pos[k:] - pos[:-k] <= dead)
+        if not near.any():
+            break
+        keep[k:] &= ~(near & (val[:-k] >= val[k:]))
+        keep[:-k] &= ~(near & (val[k:] > val[:-k]))
+    return ch[keep], pos[keep]
+
+
 class Detector:
     """Turns filtered chunks into events; ``run`` streams a whole recording into a store."""
 
@@ -100,13 +121,9 @@ class Detector:
         y, p = chunk.data, self.p
         s = -y if p.polarity == "neg" else (y if p.polarity == "pos" else np.abs(y))
         thr = np.where(self.good, p.threshold * self.noise.noise_uv, np.inf).astype(np.float32)
-        peak = (s >= thr[:, None]) & (s == ndimage.maximum_filter1d(s, 2 * self.dead + 1, axis=1))
-        ch, pos = np.nonzero(peak)  # channel-major; reordered by time below
+        ch, pos = local_maxima(s, thr, self.dead)  # channel-major; reordered by time below
         fits = (pos >= p.align_sample) & (pos - p.align_sample + p.n_samples <= y.shape[1])
         ch, pos = ch[fits], pos[fits]
-        again = np.zeros(len(pos), bool)  # equal-valued plateaus give one peak per sample
-        again[1:] = (np.diff(pos) < self.dead) & (np.diff(ch) == 0)
-        ch, pos = ch[~again], pos[~again]
 
         t = chunk.lo + pos
         order = np.argsort(t, kind="stable")

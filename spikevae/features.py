@@ -30,7 +30,7 @@ def network_config(name: str, cfg: VAEConfig) -> VAEConfig:
     if name == "ae":
         return dataclasses.replace(cfg, variational=False, beta=0.0, c_max=0.0)
     if name == "vae-plain":
-        return dataclasses.replace(cfg, beta=1.0, c_max=0.0, c_anneal_epochs=0)
+        return dataclasses.replace(cfg, beta=1.0, c_max=0.0)
     return cfg
 
 

@@ -102,15 +102,15 @@ def training(path: Path, sortings) -> bool:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     for s, colour in zip(nets, _colours(len(nets))):
         h = s.history
-        epochs = np.arange(1, len(h["recon"]) + 1)
-        axes[0].plot(epochs, h["recon"], color=colour, label=f"{s.name} train")
+        steps = h.get("step") or np.arange(1, len(h["recon"]) + 1)
+        axes[0].plot(steps, h["recon"], color=colour, label=f"{s.name} train")
         if any(h.get("val_recon", [])):
-            axes[0].plot(epochs, h["val_recon"], color=colour, ls="--", label=f"{s.name} validation")
-        axes[1].plot(epochs, h["kl"], color=colour, label=s.name)
-        axes[2].plot(epochs, h["capacity"], color=colour, label=s.name)
+            axes[0].plot(steps, h["val_recon"], color=colour, ls="--", label=f"{s.name} validation")
+        axes[1].plot(steps, h["kl"], color=colour, label=s.name)
+        axes[2].plot(steps, h["capacity"], color=colour, label=s.name)
     for ax, title in zip(axes, ("reconstruction (per waveform)", "KL (nats)", "capacity C (nats)")):
         ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("step")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -76,7 +76,7 @@ class BandpassFilter:
         """Filtered float32 µV of samples ``[start, stop)`` of one segment, (channels, n)."""
         n = self.recording.segments[segment].n_samples
         a, b = max(0, start - self.margin), min(n, stop + self.margin)
-        x = self.recording.read(segment, a, b).astype(np.float32)
+        x = self.recording.read(segment, a, b, dtype=np.float32)
         return self._filtfilt(x)[:, start - a: stop - a]
 
     def chunks(self, chunk_samples: int, context: int = 0) -> Iterator[Chunk]:

@@ -25,19 +25,18 @@ class VAEConfig:
     hidden: int = 50           # dense layer between conv stack and latent
     beta: float = 20.0         # weight of |KL − C|; 0 = plain AE
     c_max: float = 15.0        # final capacity in nats
-    c_anneal_epochs: int = 8   # epochs over which C rises linearly from 0 to c_max
+    anneal_fraction: float = 0.8  # share of the steps over which C rises linearly from 0 to c_max
     variational: bool = True   # False: z = μ, no KL term (the plain AE)
-    epochs: int = 10           # 25 over-split units (3 of 22 well detected vs 15 at 10 epochs)
+    steps: int = 180           # optimiser steps, whatever the data size: longer training over-splits
     batch_size: int = 512
     lr: float = 1e-3           # Adam; the workshop's 1e-2 destabilised training
     max_train: int = 60_000    # waveforms drawn (balanced across electrodes) for training
     val_fraction: float = 0.1
 
-    def capacity(self, epoch: int) -> float:
-        """Capacity target for ``epoch`` (0-based): linear ramp, then held at ``c_max``."""
-        if self.c_anneal_epochs <= 0:
-            return self.c_max
-        return self.c_max * min(1.0, epoch / self.c_anneal_epochs)
+    def capacity(self, step: int) -> float:
+        """Capacity target at ``step`` (0-based): a linear ramp, then held at ``c_max``."""
+        ramp = self.anneal_fraction * self.steps
+        return self.c_max if ramp <= 0 else self.c_max * min(1.0, step / ramp)
 
 
 class Encoder(nn.Module):

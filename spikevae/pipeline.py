@@ -54,9 +54,8 @@ def embed(extractor, waveforms, electrode, noise_uv, out: np.ndarray, rep: Repor
     seconds = {}
     t0 = time.perf_counter()
     if not extractor.trained and len(waveforms):
-        epochs = getattr(extractor, "cfg", None)
-        with rep.bar(f"train {extractor.name}", epochs.epochs if epochs else 1,
-                     unit="epoch" if epochs else "fit") as up:
+        net = getattr(extractor, "cfg", None)
+        with rep.bar(f"train {extractor.name}", net.steps if net else 1, unit="step" if net else "fit") as up:
             extractor.fit(waveforms, electrode, noise_uv, progress=up)
     seconds["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()

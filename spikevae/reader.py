@@ -67,11 +67,11 @@ class Recording:
             stream_index=self._stream, channel_indexes=self._channel_indexes)
         return np.ascontiguousarray(raw.T)
 
-    def read(self, segment: int, start: int, stop: int) -> np.ndarray:
-        """float64 µV, shape (channels, stop - start): channel-major for fast filtering."""
-        x = self.read_raw(segment, start, stop).astype(np.float64)
-        x *= self._gain[:, None]
-        x += self._offset[:, None]
+    def read(self, segment: int, start: int, stop: int, dtype=np.float64) -> np.ndarray:
+        """µV, shape (channels, stop - start): channel-major for fast filtering."""
+        x = self.read_raw(segment, start, stop).astype(dtype)
+        x *= self._gain[:, None].astype(dtype)
+        x += self._offset[:, None].astype(dtype)
         return x
 
 

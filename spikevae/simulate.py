@@ -35,11 +35,16 @@ class SimulationConfig:
     spec: str = "2.3"                 # NSx spec of the written file: 2.2, 2.3, 3.0, 3.0-ptp
     n_segments: int = 1               # >1 splits the recording by pauses
     pause_s: float = 3.0              # unrecorded time between segments
-    units_per_electrode: tuple[float, ...] = (0.1, 0.3, 0.4, 0.2)  # P(0 units), P(1), P(2), P(3)
+    units_per_electrode: tuple[float, ...] = (0.1, 0.3, 0.4, 0.2)  # P(0 units), P(1), ... ; up to 4 allowed
     amplitude_uv: tuple[float, float] = (40.0, 400.0)   # trough, log-uniform between these
     rate_hz: tuple[float, float] = (0.5, 30.0)          # firing rate, log-uniform
     refractory_ms: float = 2.0
     amplitude_jitter: float = 0.05    # SD of the spike-to-spike amplitude factor
+    burst_fraction: float = 0.0       # share of units that fire bursts
+    burst_prob: float = 0.3           # chance that a burster's spike starts a burst of 2–4 spikes
+    burst_isi_ms: tuple[float, float] = (3.0, 6.0)
+    burst_decrement: float = 0.8      # amplitude factor from one spike of a burst to the next
+    lookalike_prob: float = 0.0       # chance that an electrode's second unit is a smaller copy of its first
     noise_uv: float = 6.0             # white thermal noise SD (wideband)
     hash_rate_hz: float = 200.0       # background spikes per second per electrode
     hash_amplitude_uv: tuple[float, float] = (4.0, 25.0)
@@ -73,6 +78,29 @@ def _spike_train(rng, rate_hz: float, refractory_s: float, duration_s: float) ->
     while t[-1] < duration_s:
         t = np.concatenate([t, t[-1] + np.cumsum(refractory_s + rng.exponential(mean_free, n))])
     return t[t < duration_s]
+
+
+def _add_bursts(rng, t: np.ndarray, amp: np.ndarray, cfg: SimulationConfig, span_s: float):
+    """Some spikes start a burst: 1–3 more spikes at short ISIs, each smaller by the decrement."""
+    starts = np.flatnonzero(rng.random(len(t)) < cfg.burst_prob)
+    extra_t, extra_a = [], []
+    for i in starts:
+        n = rng.integers(1, 4)
+        isi = rng.uniform(*cfg.burst_isi_ms, n) / 1e3
+        extra_t.append(t[i] + np.cumsum(isi))
+        extra_a.append(amp[i] * cfg.burst_decrement ** np.arange(1, n + 1))
+    if not extra_t:
+        return t, amp
+    t2, a2 = np.concatenate([t, *extra_t]), np.concatenate([amp, *extra_a])
+    order = np.argsort(t2, kind="stable")
+    t2, a2 = t2[order], a2[order]
+    keep = np.r_[True, np.diff(t2) >= cfg.refractory_ms / 1e3] & (t2 < span_s)  # bursts respect refractoriness
+    return t2[keep], a2[keep]
+
+
+HARD = dict(units_per_electrode=(0.1, 0.2, 0.3, 0.25, 0.15), burst_fraction=0.4, lookalike_prob=0.5,
+            artifact_rate_hz=0.2, hash_rate_hz=400.0)
+"""The harder setting: up to 4 units per electrode, bursts, look-alikes, more artifacts and hash."""
 
 
 def _add_events(out: np.ndarray, start: int, ticks: np.ndarray, amps: np.ndarray,
@@ -122,9 +150,22 @@ def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
     lo, hi = np.log(cfg.rate_hz)
     unit_rate = np.exp(urng.uniform(lo, hi, n_units))
     unit_tpl = np.array([random_template(urng) for _ in range(n_units)]).reshape(n_units, TEMPLATE_SAMPLES)
-    trains = [np.round(_spike_train(rng, r, cfg.refractory_ms / 1e3, span_s) * FS).astype(np.int64)
-              for r in unit_rate]
-    jitter = [1 + cfg.amplitude_jitter * rng.standard_normal(len(t)) for t in trains]
+    for e in range(n_el):  # look-alikes: a second unit that is a smaller, slightly wider copy of the first
+        on = np.flatnonzero(unit_el == e)
+        if len(on) >= 2 and urng.random() < cfg.lookalike_prob:
+            stretch = urng.uniform(1.05, 1.15)
+            t = np.arange(TEMPLATE_SAMPLES) - TEMPLATE_TROUGH
+            unit_tpl[on[1]] = np.interp(t / stretch, t, unit_tpl[on[0]])
+            unit_amp[on[1]] = unit_amp[on[0]] * urng.uniform(0.6, 0.8)
+    bursty = urng.random(n_units) < cfg.burst_fraction
+    trains, jitter = [], []
+    for u, r in enumerate(unit_rate):
+        t = _spike_train(rng, r, cfg.refractory_ms / 1e3, span_s)
+        amp = 1 + cfg.amplitude_jitter * rng.standard_normal(len(t))
+        if bursty[u]:
+            t, amp = _add_bursts(rng, t, amp, cfg, span_s)
+        trains.append(np.round(t * FS).astype(np.int64))
+        jitter.append(amp)
     hash_bank = np.array([random_template(rng) for _ in range(16)])
     art_ticks = np.round(_spike_train(rng, cfg.artifact_rate_hz, 0.05, span_s) * FS).astype(np.int64) \
         if cfg.artifact_rate_hz > 0 else np.zeros(0, np.int64)

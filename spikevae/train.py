@@ -92,30 +92,38 @@ def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, pr
     val, trn = data[perm[:n_val]].to(device), data[perm[n_val:]].to(device)
     net = BetaVAE(cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    history = {k: [] for k in ("loss", "recon", "kl", "capacity", "val_recon", "val_kl", "seconds")}
+    history = {k: [] for k in ("step", "loss", "recon", "kl", "capacity", "val_recon", "val_kl", "seconds")}
+    log_every = max(1, cfg.steps // 20)  # about twenty points on the training curves
     t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        c = cfg.capacity(epoch)
+    order, pos = torch.randperm(len(trn), generator=gen).to(device), 0
+    sums, count = torch.zeros(3, device=device), 0
+    for step in range(cfg.steps):
+        if pos + cfg.batch_size > len(trn) and pos > 0:  # next pass over the data
+            order, pos = torch.randperm(len(trn), generator=gen).to(device), 0
+        xb = trn[order[pos:pos + cfg.batch_size]]
+        pos += cfg.batch_size
+        c = cfg.capacity(step)
         net.train()
-        order = torch.randperm(len(trn), generator=gen).to(device)
-        sums = torch.zeros(3, device=device)
-        for i in range(0, len(trn), cfg.batch_size):
-            xb = trn[order[i:i + cfg.batch_size]]
-            loss, recon, kl = net.loss(xb, c)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sums += torch.stack([loss.detach(), recon.detach(), kl.detach()]) * len(xb)
-        loss, recon, kl = (sums / len(trn)).tolist()
+        loss, recon, kl = net.loss(xb, c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums += torch.stack([loss.detach(), recon.detach(), kl.detach()]) * len(xb)
+        count += len(xb)
+        if (step + 1) % log_every and step + 1 < cfg.steps:
+            continue
+        loss, recon, kl = (sums / count).tolist()
+        sums, count = torch.zeros(3, device=device), 0
         if not math.isfinite(loss):
-            raise SpikevaeError(f"training diverged at epoch {epoch + 1} (loss {loss}); lower the learning rate")
+            raise SpikevaeError(f"training diverged at step {step + 1} (loss {loss}); lower the learning rate")
         net.eval()
         with torch.no_grad():
             _, v_recon, v_kl = net.loss(val, c) if n_val else (0, torch.tensor(0.0), torch.tensor(0.0))
-        for k, v in zip(history, (loss, recon, kl, c, float(v_recon), float(v_kl), time.perf_counter() - t0)):
+        for k, v in zip(history, (step + 1, loss, recon, kl, c, float(v_recon), float(v_kl), time.perf_counter() - t0)):
             history[k].append(v)
         if progress is not None:
-            progress(1, loss=loss, recon=recon, kl=kl, C=c)
+            progress(step + 1 - (history["step"][-2] if len(history["step"]) > 1 else 0),
+                     loss=loss, recon=recon, kl=kl, C=c)
     return TrainedModel(net=net.eval(), mean=0.0, sd=1.0, history=history)
 
 

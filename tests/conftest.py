@@ -32,7 +32,7 @@ def noise_with_spikes(n_channels=4, n_samples=90_000, seed=0):
     return x, ticks
 
 
-FAST = dataclasses.replace(VAEConfig(), epochs=8, c_anneal_epochs=6, max_train=4000)
+FAST = dataclasses.replace(VAEConfig(), steps=120, max_train=4000)
 
 
 def fast_config(**kw):

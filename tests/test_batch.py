@@ -45,7 +45,8 @@ def test_sorts_every_session_and_reports_the_corrupt_one(first_batch):
 
 
 def test_the_same_unit_lands_in_the_same_region_of_the_shared_latent_space(first_batch, sessions):
-    """Each unit's latent centroid on a later day is nearer its own day-0 centroid than any
+    """Each true unit's sorted counterpart (paired by the Hungarian match) sits, on a later day,
+    nearer its own day-0 centroid than any
     other unit of its electrode (units of different electrodes may share a region: the
     latent describes shapes, and sorting is per electrode)."""
     out, _ = first_batch
@@ -55,9 +56,9 @@ def test_the_same_unit_lands_in_the_same_region_of_the_shared_latent_space(first
         spikes = spikevae.load_result(out / f"day{day}.spikevae")["spikes"]
         s = score(gt, spikes["timestamp"], spikes["unit"])
         centroids.append({u: spikes["latent"][spikes["unit"] == s.matched_unit[u]].mean(axis=0)
-                          for u in np.flatnonzero(s.accuracy >= 0.8)})
+                          for u in np.flatnonzero(s.matched_unit >= 0)})
     common = sorted(set.intersection(*(set(c) for c in centroids)))
-    assert len(common) >= 4
+    assert len(common) >= 6
     electrode = GroundTruth.load(sessions / "day0.gt.npz").unit_electrode
     pairs = 0
     for later in centroids[1:]:
@@ -102,7 +103,7 @@ def test_bad_batches_fail_before_any_work(sessions, first_batch, tmp_path):
     runner = CliRunner()
 
     def fails(args, message):
-        r = runner.invoke(main, ["batch", *args, "-o", str(tmp_path / "x"), "--epochs", "2"])
+        r = runner.invoke(main, ["batch", *args, "-o", str(tmp_path / "x"), "--steps", "20"])
         assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output, r.output
 
     fails([str(sessions / "*.nothing")], "matches no file")

@@ -59,3 +59,20 @@ def test_flat_and_saturated_electrodes_are_skipped(tmp_path):
     det = Detector(DetectionParams(), noise)
     events, _ = det.events(next(filt.chunks(90_000, det.context)))
     assert not np.isin(events["electrode"], [0, 3]).any()
+
+
+def test_local_maxima_equal_a_maximum_filter_over_every_sample():
+    from scipy import ndimage, signal
+
+    from spikevae.detection import local_maxima
+
+    rng = np.random.default_rng(0)
+    sos = signal.butter(4, (250, 750), "bandpass", fs=30_000, output="sos")
+    s = -signal.sosfiltfilt(sos, rng.standard_normal((6, 200_000)), axis=1).astype(np.float32)
+    thr = np.full(6, 2.5 * np.median(np.abs(s)) / 0.6745, np.float32)
+    for dead in (5, 30):
+        want = np.nonzero((s >= thr[:, None]) & (s == ndimage.maximum_filter1d(s, 2 * dead + 1, axis=1)))
+        got = local_maxima(s, thr, dead)
+        assert len(got[0]) > 100
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])

@@ -9,8 +9,8 @@ from spikevae.train import TrainedModel, balanced_sample, encode, fit
 
 
 def test_capacity_rises_linearly_then_holds():
-    cfg = VAEConfig(c_max=10.0, c_anneal_epochs=5)
-    assert [cfg.capacity(e) for e in range(7)] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 10.0]
+    cfg = VAEConfig(c_max=10.0, steps=10, anneal_fraction=0.5)
+    assert [cfg.capacity(s) for s in range(7)] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 10.0]
 
 
 def test_loss_is_reconstruction_plus_beta_times_abs_kl_minus_capacity():
@@ -49,7 +49,7 @@ def _toy_spikes(n=1200, seed=0):
 def test_training_lowers_the_loss_and_is_reproducible_with_a_seed(tmp_path):
     w, el, _ = _toy_spikes()
     noise = np.array([8.0, 8.0, 8.0])
-    cfg = VAEConfig(epochs=6, c_anneal_epochs=4, batch_size=128, latent_dim=2, c_max=3.0)
+    cfg = VAEConfig(steps=60, batch_size=128, latent_dim=2, c_max=3.0)
     m1 = fit(w, el, noise, cfg, torch.device("cpu"), seed=5)
     m2 = fit(w, el, noise, cfg, torch.device("cpu"), seed=5)
     assert m1.history["recon"][-1] < 0.5 * m1.history["recon"][0]
@@ -73,5 +73,5 @@ def test_balanced_sample_spreads_over_electrodes():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_trains_on_cuda():
     w, el, _ = _toy_spikes(600)
-    m = fit(w, el, np.full(3, 8.0), VAEConfig(epochs=2, latent_dim=2), torch.device("cuda"))
+    m = fit(w, el, np.full(3, 8.0), VAEConfig(steps=20, latent_dim=2), torch.device("cuda"))
     assert next(m.net.parameters()).is_cuda

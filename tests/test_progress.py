@@ -14,7 +14,7 @@ def test_bars_on_a_terminal_show_progress_and_postfix():
     with rep.bar("read+filter+detect", 20.0, unit="s", scale=1 / 30_000) as up:
         for _ in range(10):
             up(60_000)
-    with rep.bar("train β-VAE", 3, unit="epoch") as up:
+    with rep.bar("train β-VAE", 3, unit="step") as up:
         for _ in range(3):
             up(1, loss=12.5, C=3.0)
     text = out.getvalue()

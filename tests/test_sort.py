@@ -48,7 +48,7 @@ def test_result_folder_holds_what_other_tools_load(sorted_small):
     assert {"torch", "neo", "numpy", "spikevae"} <= set(run["versions"])
     assert set(run["seconds"]) == {"read_filter_detect", "train", "encode", "cluster", "write"}
     assert run["counts"]["kept"] == n and run["device"] == "cpu"
-    assert len(run["training_history"]["loss"]) == FAST.epochs
+    assert run["training_history"]["step"][-1] == FAST.steps
     assert not list(out.parent.glob(".*partial*"))
 
 
@@ -81,7 +81,7 @@ def test_cli_sorts_and_reports_bad_input_in_one_line(small_recording, tmp_path):
     path, _ = small_recording
     runner = CliRunner()
     out = tmp_path / "cli"
-    ok = runner.invoke(main, ["sort", str(path), "-o", str(out), "--epochs", "3", "--max-train", "2000",
+    ok = runner.invoke(main, ["sort", str(path), "-o", str(out), "--steps", "30", "--max-train", "2000",
                               "--channels", "1-3", "--device", "cpu", "--quiet"])
     assert ok.exit_code == 0, ok.output
     assert (out / "units.csv").is_file()
