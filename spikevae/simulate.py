@@ -152,20 +152,18 @@ def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
     unit_tpl = np.array([random_template(urng) for _ in range(n_units)]).reshape(n_units, TEMPLATE_SAMPLES)
     for e in range(n_el):  # look-alikes: a second unit that is a smaller, slightly wider copy of the first
         on = np.flatnonzero(unit_el == e)
-        if len(on) >= 2 and urng.random() < cfg.lookalike_prob:
+        if len(on) >= 2 and cfg.lookalike_prob > 0 and urng.random() < cfg.lookalike_prob:
             stretch = urng.uniform(1.05, 1.15)
             t = np.arange(TEMPLATE_SAMPLES) - TEMPLATE_TROUGH
             unit_tpl[on[1]] = np.interp(t / stretch, t, unit_tpl[on[0]])
             unit_amp[on[1]] = unit_amp[on[0]] * urng.uniform(0.6, 0.8)
-    bursty = urng.random(n_units) < cfg.burst_fraction
-    trains, jitter = [], []
-    for u, r in enumerate(unit_rate):
-        t = _spike_train(rng, r, cfg.refractory_ms / 1e3, span_s)
-        amp = 1 + cfg.amplitude_jitter * rng.standard_normal(len(t))
-        if bursty[u]:
-            t, amp = _add_bursts(rng, t, amp, cfg, span_s)
-        trains.append(np.round(t * FS).astype(np.int64))
-        jitter.append(amp)
+    # extra draws only when a knob is on, so that default simulations stay as they were
+    bursty = urng.random(n_units) < cfg.burst_fraction if cfg.burst_fraction > 0 else np.zeros(n_units, bool)
+    times = [_spike_train(rng, r, cfg.refractory_ms / 1e3, span_s) for r in unit_rate]
+    jitter = [1 + cfg.amplitude_jitter * rng.standard_normal(len(t)) for t in times]
+    for u in np.flatnonzero(bursty):
+        times[u], jitter[u] = _add_bursts(rng, times[u], jitter[u], cfg, span_s)
+    trains = [np.round(t * FS).astype(np.int64) for t in times]
     hash_bank = np.array([random_template(rng) for _ in range(16)])
     art_ticks = np.round(_spike_train(rng, cfg.artifact_rate_hz, 0.05, span_s) * FS).astype(np.int64) \
         if cfg.artifact_rate_hz > 0 else np.zeros(0, np.int64)

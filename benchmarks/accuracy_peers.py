@@ -1,0 +1,99 @@
+"""Accuracy against ground truth: spikevae (VAE and PCA) and peers run through SpikeInterface.
+
+Each simulated recording (standard or --hard setting, several seeds, each band) is sorted by
+spikevae with the β-VAE and with PCA features, and by MountainSort5 and Tridesclous2 (when
+installed) given the same band and the Utah geometry (400 µm pitch). Every sorting is scored
+by the same code (SpikeInterface's conventions; tests/test_compare.py checks it against
+spikeinterface.comparison). Prints a table and writes JSON.
+
+    python benchmarks/accuracy_peers.py --electrodes 32 --duration 60 --seeds 1 2 --bands 250 750 250 7500
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import spikevae
+from spikevae.groundtruth import score
+from spikevae.simulate import HARD, SimulationConfig, simulate
+from spikevae.utah import grid_positions
+
+
+def run_peer(name: str, path: Path, band, work: Path):
+    import probeinterface
+    import spikeinterface.extractors as se
+    import spikeinterface.sorters as ss
+
+    rec = se.read_blackrock(str(path), stream_id="6")
+    probe = probeinterface.Probe(ndim=2, si_units="um")
+    ids = np.array([int(c) for c in rec.get_channel_ids()])
+    probe.set_contacts(positions=grid_positions(ids), shapes="circle", shape_params={"radius": 20})
+    probe.set_device_channel_indices(np.arange(len(ids)))
+    rec = rec.set_probe(probe)
+    params = {"mountainsort5": dict(freq_min=band[0], freq_max=band[1], scheme="1"),
+              "tridesclous2": dict(freq_min=band[0], freq_max=band[1])}[name]
+    sorting = ss.run_sorter(name, rec, folder=work / name, remove_existing_folder=True, verbose=False, **params)
+    ts, units = [], []
+    for u in sorting.get_unit_ids():
+        st = sorting.get_unit_spike_train(u)
+        ts.append(st)
+        units.append(np.full(len(st), len(units)))
+    return (np.concatenate(ts) if ts else np.zeros(0, np.int64)), (np.concatenate(units) if units else np.zeros(0))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--electrodes", type=int, default=32)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--bands", type=float, nargs="+", default=[250, 750, 250, 7500])
+    ap.add_argument("--settings", nargs="+", default=["standard", "hard"])
+    ap.add_argument("--peers", nargs="*", default=["mountainsort5", "tridesclous2"])
+    ap.add_argument("--json", default="benchmarks/out/accuracy_peers.json")
+    args = ap.parse_args()
+    import spikeinterface.sorters as ss
+
+    peers = [p for p in args.peers if p in ss.installed_sorters()]
+    bands = list(zip(args.bands[::2], args.bands[1::2]))
+    rows = []
+    for setting in args.settings:
+        for seed in args.seeds:
+            work = Path(tempfile.mkdtemp())
+            path = work / f"{setting}{seed}.ns6"
+            gt = simulate(path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=seed,
+                                                 **(HARD if setting == "hard" else {})))
+            for band in bands:
+                runs = {}
+                for features in ("vae", "pca"):
+                    t0 = time.perf_counter()
+                    r = spikevae.sort(path, spikevae.SortConfig(band_hz=band, features=features, device="cpu"),
+                                      out=work / f"sv-{features}-{band[1]:g}")
+                    sp = spikevae.load_result(r.out)["spikes"]
+                    runs[f"spikevae ({features})"] = (sp["timestamp"], sp["unit"], time.perf_counter() - t0)
+                for peer in peers:
+                    t0 = time.perf_counter()
+                    try:
+                        ts, un = run_peer(peer, path, band, work)
+                        runs[peer] = (ts, un, time.perf_counter() - t0)
+                    except Exception as exc:  # a peer that fails is reported, not fatal
+                        print(f"  {peer} failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+                for name, (ts, un, sec) in runs.items():
+                    s = score(gt, ts, un).summary(gt.unit_snr)
+                    row = {"setting": setting, "seed": seed, "band_hz": list(band), "sorter": name,
+                           "seconds": round(sec, 1), **s}
+                    rows.append(row)
+                    print(f"{setting:8s} seed {seed} {band[0]:g}-{band[1]:g} Hz  {name:22s} "
+                          f"true={s['true_units']:3d} well={s['well_detected']:3d} acc={s['mean_accuracy']:.3f} "
+                          f"prec={s['mean_precision']:.3f} rec={s['mean_recall']:.3f} "
+                          f"fp_units={s['false_positive_units']:3d} {sec:6.1f}s", flush=True)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
