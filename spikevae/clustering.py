@@ -16,6 +16,8 @@ from scipy import stats
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
+from .store import groups
+
 UNSORTED = -1
 
 
@@ -81,8 +83,7 @@ def cluster_recording(features: np.ndarray, electrode: np.ndarray, params: Clust
     electrode = np.asarray(electrode)
     unit = np.full(len(electrode), UNSORTED, np.int64)
     next_id = 0
-    for e in np.unique(electrode):
-        idx = np.flatnonzero(electrode == e)
+    for idx in groups(electrode).values():
         local, z = cluster_electrode(np.asarray(features[idx]), params, seed)
         if space_out is not None:
             space_out[idx, :z.shape[1]] = z

@@ -25,6 +25,7 @@ from .model import VAEConfig
 from .output import default_out, load_result, staged_folder, write_json
 from .pipeline import embed, label_units, sort
 from .progress import Reporter
+from .store import groups
 from .train import pick_device
 
 SUMMARY_COLUMNS = ("units", "sorted_fraction", "median_snr", "median_isi_violation", "median_isolation_distance",
@@ -85,8 +86,7 @@ def _check_ground_truth(gt: GroundTruth, run: dict, path) -> None:
 
 def _quality(s: FeatureSorting, electrode: np.ndarray, electrode_ids: list[int], seed: int) -> None:
     rows = {r["unit"]: r for r in s.table.rows}
-    for e in np.unique(electrode):
-        idx = np.flatnonzero(electrode == e)
+    for e, idx in groups(electrode).items():
         labels, space = s.unit[idx], s.space[idx]
         for u in np.unique(labels[labels >= 0]):
             iso, lr = isolation(space, labels, u)

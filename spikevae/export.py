@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
-import shutil
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from .errors import SpikevaeError
 from .nev import write_nev
-from .output import load_result, staged_folder
+from .output import check_out, load_result, staged_folder
 from .utah import grid_positions
 
 FORMATS = ("nwb", "phy", "nev", "spikeinterface")
@@ -50,13 +50,14 @@ def export(result, fmt: str, out=None, overwrite: bool = False, subject: dict | 
     if fmt in ("phy", "spikeinterface"):
         with staged_folder(out, overwrite) as tmp:
             writer(result, res, tmp)
-    else:
-        with staged_folder(out.with_suffix(".export"), overwrite=True) as tmp:
-            if out.exists() and not overwrite:
-                raise SpikevaeError(f"{out} already exists; pass --overwrite to replace it")
-            writer(result, res, tmp / out.name)
-            (tmp / out.name).replace(out)
-        shutil.rmtree(out.with_suffix(".export"), ignore_errors=True)
+        return out
+    check_out(out, overwrite)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        writer(result, res, tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

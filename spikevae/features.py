@@ -19,6 +19,7 @@ from sklearn.decomposition import PCA
 
 from .errors import SpikevaeError
 from .model import VAEConfig
+from .store import groups
 from .train import TrainedModel, encode, fit
 
 FEATURES = ("vae", "pca", "ae", "vae-plain")
@@ -90,8 +91,7 @@ class PCAFeatures:
     def fit(self, waveforms, electrode, noise_uv, progress=None) -> "PCAFeatures":
         rng = np.random.default_rng(self.seed)
         electrode = np.asarray(electrode)
-        for e in np.unique(electrode):
-            idx = np.flatnonzero(electrode == e)
+        for e, idx in groups(electrode).items():
             if len(idx) > self.max_fit:
                 idx = np.sort(rng.choice(idx, self.max_fit, replace=False))
             if len(idx) > self.n_components:

@@ -8,6 +8,7 @@ from scipy import stats
 from sklearn.metrics import silhouette_score
 
 from .reader import TICKS_PER_SECOND
+from .store import groups
 
 ISI_LIMIT_MS = 1.5
 
@@ -36,8 +37,7 @@ def unit_table(unit: np.ndarray, electrode: np.ndarray, electrode_ids: np.ndarra
     """Per-unit counts, rate, amplitude, SNR (|mean at the trough| / noise SD) and ISI violations."""
     n_samples = waveforms.shape[1]
     rows, means, sds = [], [], []
-    for u in range(int(unit.max(initial=-1)) + 1):
-        members = np.flatnonzero(unit == u)
+    for u, members in groups(unit).items():  # units are numbered 0..k-1 without gaps
         w = np.asarray(waveforms[members], dtype=np.float64)
         mean = w.mean(axis=0)
         ch = int(electrode[members[0]])

@@ -16,6 +16,7 @@ import torch
 from . import __version__
 from .errors import SpikevaeError
 from .model import BetaVAE, VAEConfig
+from .store import groups
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -72,13 +73,13 @@ class TrainedModel:
 def balanced_sample(electrode: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices of at most ``cap`` spikes, as evenly spread over electrodes as they allow:
     each electrode gives min(its spikes, q) with the largest quota q that fits in ``cap``."""
-    groups = [np.flatnonzero(electrode == e) for e in np.unique(electrode)]
-    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    by_electrode = list(groups(electrode).values())
+    sizes = np.array([len(g) for g in by_electrode], dtype=np.int64)
     lo, hi = 0, int(sizes.max(initial=0))
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if np.minimum(sizes, mid).sum() <= cap else (lo, mid - 1)
-    picks = [rng.choice(g, size=min(len(g), lo), replace=False) for g in groups]
+    picks = [rng.choice(g, size=min(len(g), lo), replace=False) for g in by_electrode]
     return np.sort(np.concatenate(picks + [np.zeros(0, np.int64)]))
 
 
