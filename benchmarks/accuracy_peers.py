@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -91,6 +92,7 @@ def main():
                           f"true={s['true_units']:3d} well={s['well_detected']:3d} acc={s['mean_accuracy']:.3f} "
                           f"prec={s['mean_precision']:.3f} rec={s['mean_recall']:.3f} "
                           f"fp_units={s['false_positive_units']:3d} {sec:6.1f}s", flush=True)
+            shutil.rmtree(work, ignore_errors=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def main():
         "sorted_sessions": len(sorted_rows),
     }
     print(json.dumps(report, indent=1))
+    shutil.rmtree(tmp, ignore_errors=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ def main():
                "seconds": run["seconds"], "counts": run["counts"]}
         rows.append(row)
         print(json.dumps(row, indent=1), flush=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
 

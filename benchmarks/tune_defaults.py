@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -135,6 +136,7 @@ def main():
                     lat = model.net.decoder(torch.as_tensor(lat)).numpy()
             for ms in args.min_spikes:
                 record(name, lat, time.perf_counter() - t0, ms)
+        shutil.rmtree(tmp, ignore_errors=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
 
