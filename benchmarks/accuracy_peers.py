@@ -35,7 +35,7 @@ def run_peer(name: str, path: Path, band, work: Path):
     ids = np.array([int(c) for c in rec.get_channel_ids()])
     probe.set_contacts(positions=grid_positions(ids), shapes="circle", shape_params={"radius": 20})
     probe.set_device_channel_indices(np.arange(len(ids)))
-    rec = rec.set_probe(probe)
+    rec.set_probe(probe, in_place=True)
     params = {"mountainsort5": dict(freq_min=band[0], freq_max=band[1], scheme="1"),
               "tridesclous2": dict(freq_min=band[0], freq_max=band[1])}[name]
     sorting = ss.run_sorter(name, rec, folder=work / name, remove_existing_folder=True, verbose=False, **params)
