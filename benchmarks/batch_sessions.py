@@ -5,9 +5,9 @@ truncated file, then:
 1. runs `spikevae batch` and interrupts it (SIGTERM, as a scheduler's kill) after the model is trained and a few
    sessions are sorted, then restarts the same command and times the resume;
 2. sorts every session on its own (each training its own model) for the comparison;
-3. for every true unit that is well detected on all days, measures how far its centroid in
-   the shared latent space moves between days, against the distance to the nearest other
-   unit on its electrode.
+3. for every true unit paired with a sorted unit on all days, measures how far its centroid
+   in the shared latent space moves between days, against the distance to the nearest other
+   unit on its electrode and the median distance between any two units.
 
     python benchmarks/batch_sessions.py --sessions 6 --electrodes 32 --duration 60
 """
@@ -79,7 +79,7 @@ def main():
         spikes = spikevae.load_result(tmp / "results" / f"day{day}.spikevae")["spikes"]
         s = score(gt, spikes["timestamp"], spikes["unit"])
         centroids.append({u: spikes["latent"][spikes["unit"] == s.matched_unit[u]].mean(axis=0)
-                          for u in np.flatnonzero(s.accuracy >= 0.8)})
+                          for u in np.flatnonzero(s.matched_unit >= 0)})
     electrode = GroundTruth.load(data / "day0.gt.npz").unit_electrode
     common = sorted(set.intersection(*(set(c) for c in centroids)))
     moves, gaps, kept_identity = [], [], 0
@@ -100,7 +100,10 @@ def main():
         "shared_model_seconds_per_session": round(float(shared_per_session), 2),
         "shared_model_train_seconds_in_session": round(float(np.mean([s["train"] for s in shared])), 2),
         "own_model_seconds_per_session": round(float(np.mean(own)), 2), "own_model_total_s": round(own_total, 1),
-        "units_well_detected_every_day": len(common),
+        "units_paired_every_day": len(common),
+        "median_distance_between_units": float(np.median([np.linalg.norm(centroids[0][a] - centroids[0][b])
+                                                          for i, a in enumerate(common) for b in common[i + 1:]]))
+        if len(common) > 1 else None,
         "median_max_centroid_move": float(np.median(moves)) if moves else None,
         "median_gap_to_nearest_unit_same_electrode": float(np.median(gaps)) if gaps else None,
         "units_with_a_rival_keeping_identity": f"{kept_identity}/{len(gaps)}",
