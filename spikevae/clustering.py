@@ -28,7 +28,7 @@ class ClusterParams:
     min_spikes: int = 15           # 10 and 25 scored the same; 15 keeps slow units of short files
     min_confidence: float = 0.6
     outlier_quantile: float = 0.999
-    max_fit: int = 20_000          # spikes used to fit one electrode's mixture
+    max_fit: int = 2_000           # spikes that fit one electrode's mixture: more lets BIC over-split long recordings
 
 
 def reduce(features: np.ndarray, params: ClusterParams, seed: int = 0,
