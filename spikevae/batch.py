@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import SortConfig
-from .detection import detect
 from .errors import SpikevaeError
-from .filtering import BandpassFilter
 from .output import load_result
+from .pipeline import open_source, sort
 from .progress import Reporter
-from .reader import TICKS_PER_SECOND, file_checksum, open_recording
+from .reader import file_checksum
 from .train import TrainedModel, balanced_sample, fit_normalised, pick_device
 
 SESSION_COLUMNS = ("session", "status", "duration_s", "units", "spikes", "seconds", "reason", "path", "result")
@@ -93,21 +92,18 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
     work = Path(work) if work is not None else Path(out or ".").parent
     for path in sessions:
         try:
-            rec = open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
+            source = open_source(path, cfg)
         except SpikevaeError as exc:  # one bad session must not stop the others
             rep.warn(f"left out of training: {exc}")
             continue
         folder = work / f".{path.stem}.pool-work"
-        filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
         try:
-            with rep.bar(f"detect {path.name}", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
-                found = detect(filt, cfg.detection, folder, progress=up)
+            found = source.acquire(folder, rep)
             el = np.asarray(found.store.column("electrode"))
             idx = balanced_sample(el, share, rng)
             wf = np.asarray(found.store.column("waveform")[idx], np.float32)
             pooled.append(wf / found.noise.noise_uv[el[idx]][:, None])
         finally:
-            filt.close()
             shutil.rmtree(folder, ignore_errors=True)
     x = np.concatenate(pooled) if pooled else np.zeros((0, cfg.detection.n_samples), np.float32)
     if len(x) < 200:
@@ -134,8 +130,6 @@ def _done(result: Path, session: Path) -> bool:
 
 def sort_session(session: str, out: str, config: SortConfig, model: str) -> dict:
     """One session, for a worker: never raises, reports what happened."""
-    from .pipeline import sort
-
     session_p, out_p = Path(session), Path(out)
     for orphan in out_p.parent.glob(f".{out_p.name}.partial-*"):  # left by an interrupted run
         shutil.rmtree(orphan, ignore_errors=True)

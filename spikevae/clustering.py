@@ -75,7 +75,6 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
     return labels, z
 
 
-
 def cluster_recording(features: np.ndarray, electrode: np.ndarray, params: ClusterParams, seed: int = 0,
                       progress=None, space_out: np.ndarray | None = None) -> np.ndarray:
     """Global unit ids (numbered electrode by electrode, −1 = unsorted) for every spike;

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import SpikevaeError
 from .filtering import BandpassFilter, Chunk
 from .reader import TICKS_PER_SECOND
-from .store import SpikeStore
+from .store import SpikeStore, groups
 
 RAIL = 32000  # |raw int16| at or above this is treated as saturated
 
@@ -45,6 +45,12 @@ class Detection:
     store: SpikeStore                 # timestamp, electrode (channel index), amplitude, waveform
     noise: NoiseEstimate
     counts: dict = field(default_factory=dict)
+
+
+def spike_store(folder, n_samples: int) -> SpikeStore:
+    """The on-disk columns every detection fills."""
+    return SpikeStore(folder, {"timestamp": (np.int64, ()), "electrode": (np.int16, ()),
+                               "amplitude": (np.float32, ()), "waveform": (np.float32, (n_samples,))})
 
 
 def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 1.0) -> NoiseEstimate:
@@ -161,8 +167,7 @@ class Detector:
 def detect(filt: BandpassFilter, params: DetectionParams, folder, progress=None) -> Detection:
     """Estimate noise, then stream detection over the whole recording into ``folder``."""
     noise = estimate_noise(filt)
-    store = SpikeStore(folder, {"timestamp": (np.int64, ()), "electrode": (np.int16, ()),
-                                "amplitude": (np.float32, ()), "waveform": (np.float32, (params.n_samples,))})
+    store = spike_store(folder, params.n_samples)
     try:
         counts = Detector(params, noise).run(filt, store, progress)
     finally:
@@ -179,11 +184,12 @@ def from_waveforms(spikes: dict, electrode_ids: np.ndarray, params: DetectionPar
         raise SpikevaeError(f"the file's waveforms have {wf.shape[1]} samples; pass a matching n_samples "
                             f"(spikevae cuts {params.n_samples})")
     pre = max(2, params.align_sample - 5)
-    noise = np.array([np.median(np.abs(wf[channel == c, :pre])) / 0.6745 for c in range(len(electrode_ids))])
+    noise = np.zeros(len(electrode_ids))
+    for c, idx in groups(channel).items():
+        noise[c] = np.median(np.abs(wf[idx, :pre])) / 0.6745
     skipped = {c: "flat (no signal)" for c in range(len(electrode_ids)) if not noise[c] > 0.1}
     keep = ~np.isin(channel, list(skipped))
-    store = SpikeStore(folder, {"timestamp": (np.int64, ()), "electrode": (np.int16, ()),
-                                "amplitude": (np.float32, ()), "waveform": (np.float32, (params.n_samples,))})
+    store = spike_store(folder, params.n_samples)
     store.append(timestamp=spikes["timestamp"][keep], electrode=channel[keep],
                  amplitude=wf[keep, params.align_sample], waveform=wf[keep])
     store.close()

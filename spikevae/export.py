@@ -68,13 +68,12 @@ def _channels(res) -> tuple[np.ndarray, dict[int, int]]:
 
 def _local_classes(spikes, units) -> np.ndarray:
     """Blackrock unit classification: 1..n for an electrode's units, 0 for unsorted spikes."""
-    local = {}
-    for u in units:
-        local[u["unit"]] = 1 + sum(1 for v in units if v["electrode_id"] == u["electrode_id"] and v["unit"] < u["unit"])
-    lut = np.zeros(max(local, default=-1) + 2, np.int32)
-    for u, k in local.items():
-        lut[u] = k
-    return np.where(spikes["unit"] >= 0, lut[spikes["unit"]], 0)
+    lut = np.zeros(len(units) + 1, np.int32)  # index −1 (unsorted) reads the trailing 0
+    count: dict[int, int] = {}
+    for u in units:  # in unit order, so each electrode's units are ranked by id
+        count[u["electrode_id"]] = count.get(u["electrode_id"], 0) + 1
+        lut[u["unit"]] = count[u["electrode_id"]]
+    return lut[spikes["unit"]]
 
 
 def _nev(result: Path, res: dict, path: Path) -> None:

@@ -90,7 +90,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     rep = reporter or Reporter(quiet=True)
     det = cfg.detection
     device = pick_device(cfg.device)
-    source = _open_source(Path(path), cfg)
+    source = open_source(Path(path), cfg)
     out = Path(out) if out is not None else default_out(source.path)
     pretrained = TrainedModel.load(model, device) if model is not None else None
     if pretrained is not None:
@@ -160,7 +160,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     return SortResult(out=out, n_units=len(table.rows), counts=counts, seconds=seconds)
 
 
-def _open_source(path: Path, cfg: SortConfig) -> Source:
+def open_source(path: Path, cfg: SortConfig) -> Source:
     """What ``sort`` reads: a continuous .nsX (filtered and detected here) or a .nev whose
     waveforms the recording system already cut (sorted as they are, no filtering)."""
     det = cfg.detection

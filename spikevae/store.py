@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 
 
-def groups(labels: np.ndarray, skip_negative: bool = True) -> dict[int, np.ndarray]:
-    """label → sorted indices of the rows with that label, from one stable sort (instead of
-    one pass over every spike per label)."""
+def groups(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """label → sorted indices of the rows with that label (negative labels, "unsorted", left
+    out), from one stable sort instead of one pass over every spike per label."""
     labels = np.asarray(labels)
     order = np.argsort(labels, kind="stable")
     values, starts = np.unique(labels[order], return_index=True)
     bounds = np.r_[starts, len(labels)]
-    return {int(v): order[bounds[i]:bounds[i + 1]] for i, v in enumerate(values) if v >= 0 or not skip_negative}
+    return {int(v): order[bounds[i]:bounds[i + 1]] for i, v in enumerate(values) if v >= 0}
 
 
 class SpikeStore:
