@@ -1,10 +1,12 @@
-"""Choose the β-VAE and clustering defaults by sorting accuracy on simulated ground truth.
+"""Choose the detection, β-VAE and clustering defaults by sorting accuracy on simulated ground truth.
 
-Detects once, then for each variant embeds, clusters per electrode and scores against the
-ground truth (SpikeInterface conventions). A per-electrode PCA(3) baseline runs in the
-same process on the same waveforms. Prints a table and writes JSON.
+For each recording (setting × seed) and detection threshold, detects once, then for each
+variant embeds, clusters per electrode, curates (burst merge, threshold-noise floor; also
+scored without) and scores against the ground truth (SpikeInterface conventions). A
+per-electrode PCA(3) baseline runs in the same process on the same waveforms. Prints a
+table and writes JSON.
 
-    python benchmarks/tune_defaults.py --electrodes 32 --duration 60 --seeds 1 2
+    python benchmarks/tune_defaults.py --electrodes 32 --duration 60 --seeds 1 2 3 --settings standard hard
 """
 from __future__ import annotations
 
@@ -22,12 +24,13 @@ from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
 
 from spikevae.clustering import ClusterParams, cluster_electrode, reduce
+from spikevae.curation import CurationParams, curate
 from spikevae.detection import DetectionParams, detect
 from spikevae.filtering import BandpassFilter
 from spikevae.groundtruth import score
 from spikevae.model import VAEConfig
 from spikevae.reader import open_recording
-from spikevae.simulate import SimulationConfig, simulate
+from spikevae.simulate import HARD, SimulationConfig, simulate
 from spikevae.train import encode, fit, pick_device
 
 VARIANTS = {
@@ -83,6 +86,8 @@ def main():
     ap.add_argument("--electrodes", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
+    ap.add_argument("--settings", nargs="+", choices=["standard", "hard"], default=["standard"])
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[DetectionParams().threshold])
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--min-spikes", type=int, nargs="+", default=[ClusterParams().min_spikes])
     ap.add_argument("--band", type=float, nargs=2, default=(250.0, 750.0))
@@ -95,48 +100,59 @@ def main():
     args = ap.parse_args()
     device = pick_device("auto")
     rows = []
-    for seed in args.seeds:
-        tmp = Path(tempfile.mkdtemp())
-        rec_path = tmp / f"sim{seed}.ns6"
-        gt = simulate(rec_path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=seed))
-        rec = open_recording(rec_path)
-        found = detect(BandpassFilter(rec, *args.band, 4), DetectionParams(), tmp / "work")
-        wf = np.asarray(found.store.column("waveform"))
-        el = np.asarray(found.store.column("electrode"))
-        ts = np.asarray(found.store.column("timestamp"))
-        noise = found.noise.noise_uv
-        if args.scale == "rms":
-            noise = np.array([np.sqrt(np.mean(wf[el == c] ** 2)) if (el == c).any() else 1.0
-                              for c in range(len(noise))])
-        print(f"seed {seed}: {len(gt.unit_electrode)} true units ({(gt.unit_snr >= 5).sum()} with SNR ≥ 5), "
-              f"{len(wf)} spikes", flush=True)
+    for setting in args.settings:
+        for seed in args.seeds:
+            tmp = Path(tempfile.mkdtemp())
+            rec_path = tmp / f"sim{seed}.ns6"
+            gt = simulate(rec_path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=seed,
+                                                     **(HARD if setting == "hard" else {})))
+            rec = open_recording(rec_path)
+            for threshold in args.thresholds:
+                found = detect(BandpassFilter(rec, *args.band, 4), DetectionParams(threshold=threshold),
+                               tmp / f"work{threshold:g}")
+                wf = np.asarray(found.store.column("waveform"))
+                el = np.asarray(found.store.column("electrode"))
+                ts = np.asarray(found.store.column("timestamp"))
+                amp = np.asarray(found.store.column("amplitude"))
+                noise = found.noise.noise_uv
+                if args.scale == "rms":
+                    noise = np.array([np.sqrt(np.mean(wf[el == c] ** 2)) if (el == c).any() else 1.0
+                                      for c in range(len(noise))])
+                print(f"{setting} seed {seed}, threshold {threshold:g}: {len(gt.unit_electrode)} true units "
+                      f"({(gt.unit_snr >= 5).sum()} with SNR ≥ 5), {len(wf)} spikes", flush=True)
 
-        def record(name, feats, seconds, ms):
-            params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims)
-            s = score(gt, ts, cluster_all(feats, el, params, method=args.cluster))
-            row = {"seed": seed, "variant": name, "min_spikes": ms, "seconds": round(seconds, 1),
-                   **s.summary(gt.unit_snr)}
-            rows.append(row)
-            print(f"  {name:36s} ms={ms:<3d} well={row['well_detected']:3d}/{row['true_units']}  "
-                  f"acc={row['mean_accuracy']:.3f}  well(snr≥5)={row['well_detected_snr_ge_5']}/"
-                  f"{row['true_units_snr_ge_5']}  acc(snr≥5)={row['mean_accuracy_snr_ge_5']:.3f}  "
-                  f"units={row['sorted_units']}  {seconds:.0f}s", flush=True)
+                def record(name, feats, seconds, ms):
+                    params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims)
+                    unit = cluster_all(feats, el, params, method=args.cluster)
+                    for curated in (False, True):
+                        if curated:
+                            unit = curate(unit, el, ts, amp, wf, found.threshold_uv, args.duration, CurationParams())
+                        s = score(gt, ts, unit)
+                        row = {"setting": setting, "seed": seed, "threshold": threshold, "variant": name,
+                               "curated": curated, "min_spikes": ms, "seconds": round(seconds, 1),
+                               **s.summary(gt.unit_snr)}
+                        rows.append(row)
+                        print(f"  {name:34s} {'curated' if curated else 'raw    '} ms={ms:<3d} "
+                              f"well={row['well_detected']:3d}/{row['true_units']}  acc={row['mean_accuracy']:.3f}  "
+                              f"well(snr≥5)={row['well_detected_snr_ge_5']}/{row['true_units_snr_ge_5']}  "
+                              f"units={row['sorted_units']}  fp_units={row['false_positive_units']}  "
+                              f"{seconds:.0f}s", flush=True)
 
-        t0 = time.perf_counter()
-        pf = pca_features(wf, el)
-        for ms in args.min_spikes:
-            record("PCA(3) per electrode", pf, time.perf_counter() - t0, ms)
-        for name in args.variants:
-            cfg = dataclasses.replace(VAEConfig(), **VARIANTS[name])
-            t0 = time.perf_counter()
-            model = fit(wf, el, noise, cfg, device, seed=0)
-            lat = encode(model, wf, el, noise, np.zeros((len(wf), cfg.latent_dim), np.float32))
-            if args.recon:
-                with torch.no_grad():
-                    lat = model.net.decoder(torch.as_tensor(lat)).numpy()
-            for ms in args.min_spikes:
-                record(name, lat, time.perf_counter() - t0, ms)
-        shutil.rmtree(tmp, ignore_errors=True)
+                t0 = time.perf_counter()
+                pf = pca_features(wf, el)
+                for ms in args.min_spikes:
+                    record("PCA(3) per electrode", pf, time.perf_counter() - t0, ms)
+                for name in args.variants:
+                    cfg = dataclasses.replace(VAEConfig(), **VARIANTS[name])
+                    t0 = time.perf_counter()
+                    model = fit(wf, el, noise, cfg, device, seed=0)
+                    lat = encode(model, wf, el, noise, np.zeros((len(wf), cfg.latent_dim), np.float32))
+                    if args.recon:
+                        with torch.no_grad():
+                            lat = model.net.decoder(torch.as_tensor(lat)).numpy()
+                    for ms in args.min_spikes:
+                        record(name, lat, time.perf_counter() - t0, ms)
+            shutil.rmtree(tmp, ignore_errors=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
 

@@ -41,7 +41,7 @@ _SETTINGS = [
     click.option("--band", nargs=2, type=float, default=(250.0, 750.0), show_default=True, metavar="LO HI",
                  help="Band-pass in Hz (zero-phase Butterworth)."),
     click.option("--filter-order", type=int, default=4, show_default=True, help="Butterworth order (per pass)."),
-    click.option("--threshold", type=float, default=4.5, show_default=True,
+    click.option("--threshold", type=float, default=3.5, show_default=True,
                  help="Detection threshold, × robust noise SD."),
     click.option("--polarity", type=click.Choice(["neg", "pos", "both"]), default="neg", show_default=True),
     click.option("--dead-time-ms", type=float, default=1.0, show_default=True,

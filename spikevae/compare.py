@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .clustering import ClusterParams
 from .config import SortConfig
+from .curation import CurationParams
 from .detection import DetectionParams
 from .errors import SpikevaeError
 from .features import FEATURES, make_features
@@ -52,6 +53,7 @@ def _config_from_run(run: dict) -> SortConfig:
     c["detection"] = DetectionParams(**c["detection"])
     c["vae"] = VAEConfig(**c["vae"])
     c["cluster"] = ClusterParams(**c["cluster"])
+    c["curation"] = CurationParams(**c.get("curation", {}))
     return SortConfig(**c)
 
 
@@ -167,14 +169,15 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     channel = {e: i for i, e in enumerate(electrode_ids)}
     electrode = np.array([channel[int(e)] for e in spikes["electrode_id"]], np.int64)
     noise = np.array([run["noise_uv"][str(e)] for e in electrode_ids])
+    threshold = np.array([run["threshold_uv"][str(e)] for e in electrode_ids])
     waveforms = np.load(result_dir / "spike_waveforms.npy", mmap_mode="r")
     timestamps, amplitude = spikes["timestamp"], spikes["amplitude_uv"]
-    duration, align = run["input"]["duration_s"], cfg.detection.align_sample
+    duration = run["input"]["duration_s"]
 
     def clustered(name, features, history):
         space = np.zeros((len(features), cfg.cluster.n_dims))
         unit, table = label_units(features, electrode, np.array(electrode_ids), waveforms, timestamps, amplitude,
-                                  noise, duration, align, cfg.cluster, cfg.seed, rep, space_out=space)
+                                  noise, threshold, duration, cfg, rep, space_out=space)
         return FeatureSorting(name=name, unit=unit, space=space, table=table, history=history)
 
     main_name = run.get("features", "vae")

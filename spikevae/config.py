@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from .clustering import ClusterParams
+from .curation import CurationParams
 from .detection import DetectionParams
 from .model import VAEConfig
 
@@ -21,6 +22,7 @@ class SortConfig:
     detection: DetectionParams = field(default_factory=DetectionParams)
     vae: VAEConfig = field(default_factory=VAEConfig)
     cluster: ClusterParams = field(default_factory=ClusterParams)
+    curation: CurationParams = field(default_factory=CurationParams)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -79,8 +79,7 @@ def _local_classes(spikes, units) -> np.ndarray:
 def _nev(result: Path, res: dict, path: Path) -> None:
     spikes, run = res["spikes"], res["run"]
     ids, _ = _channels(res)
-    noise = np.array([run["noise_uv"][str(e)] for e in ids])
-    thr = run["config"]["detection"]["threshold"] * noise * (-1 if run["config"]["detection"]["polarity"] != "pos" else 1)
+    thr = np.array([run["threshold_uv"][str(e)] for e in ids]) * (-1 if run["config"]["detection"]["polarity"] != "pos" else 1)
     write_nev(path, spikes["timestamp"], spikes["electrode_id"], _local_classes(spikes, res["units"]),
               np.load(result / "spike_waveforms.npy", mmap_mode="r"), ids, thresholds_uv=thr,
               band_hz=tuple(run["config"]["band_hz"]), comment=f"sorted by spikevae {__version__}",

@@ -13,8 +13,9 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .clustering import ClusterParams, cluster_recording
+from .clustering import cluster_recording
 from .config import SortConfig
+from .curation import curate
 from .detection import detect, from_waveforms
 from .errors import SpikevaeError
 from .features import make_features
@@ -66,18 +67,19 @@ def embed(extractor, waveforms, electrode, noise_uv, out: np.ndarray, rep: Repor
     return seconds
 
 
-def label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
-                duration_s: float, align: int, params: ClusterParams, seed: int, rep: Reporter,
+def label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv, threshold_uv,
+                duration_s: float, cfg: SortConfig, rep: Reporter,
                 unit_out: np.ndarray | None = None, space_out: np.ndarray | None = None
                 ) -> tuple[np.ndarray, UnitTable]:
-    """Cluster every electrode and describe the units found."""
+    """Cluster every electrode, curate the clusters and describe the units found."""
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     with rep.bar("cluster", n_el, unit="electrode") as up:
-        unit = cluster_recording(features, electrode, params, seed, progress=up, space_out=space_out)
+        unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space_out)
+    unit = curate(unit, electrode, timestamps, amplitude, waveforms, threshold_uv, duration_s, cfg.curation)
     if unit_out is not None:
         unit_out[:] = unit
     return unit, unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
-                            duration_s, align)
+                            duration_s, cfg.detection.align_sample)
 
 
 def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite: bool = False,
@@ -120,7 +122,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         t0 = time.perf_counter()
         unit = store.create("unit", np.int64)
         _, table = label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise,
-                               duration_s, det.align_sample, cfg.cluster, cfg.seed, rep, unit_out=unit)
+                               found.threshold_uv, duration_s, cfg, rep, unit_out=unit)
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -151,6 +153,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             "model": str(model) if model is not None else ("trained" if cfg.features != "pca" else None),
             "device": str(device), "platform": platform.platform(),
             "noise_uv": dict(zip(electrode_ids.tolist(), noise.round(3).tolist())),
+            "threshold_uv": dict(zip(electrode_ids.tolist(), found.threshold_uv.round(3).tolist())),
             "skipped_electrodes": {int(electrode_ids[c]): w for c, w in found.noise.skipped.items()},
             "seconds": seconds, "counts": counts, "training_history": extractor.history,
         })

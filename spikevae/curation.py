@@ -1,0 +1,92 @@
+"""After clustering: rejoin the pieces of bursting units, and leave threshold noise unsorted.
+
+Two failure modes of clustering one electrode at a time, both measured on simulated ground
+truth (``benchmarks/RESULTS.md``):
+
+- A bursting neuron fires 2–4 spikes a few ms apart, each smaller than the last (Fee, Mitra
+  & Kleinfeld 1996). The mixture then cuts it by amplitude into a large and a small cluster.
+  The small one gives itself away in time: far more of its spikes follow a spike of the large
+  one by 2–15 ms than chance allows. Such a pair, of alike shape, is merged unless the small
+  one is below ``min_amplitude_ratio`` of the large: a burst's late spikes keep about half
+  their size, while the band-pass filter's ringing after a large spike (side lobes of 10–25 %
+  at 2–5 ms) also follows it and must not be merged.
+- Lowering the detection threshold catches more of each unit's spikes, but also noise and
+  distant-unit hash, which cluster just above the threshold. A unit whose median trough is
+  less than ``floor_ratio`` × the threshold is put back into unsorted (1.3 × 3.5 SD is the
+  threshold + 1 SD).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from .clustering import UNSORTED
+from .store import groups
+
+TICKS_PER_S = 30_000
+
+
+@dataclass
+class CurationParams:
+    burst_lag_ms: tuple[float, float] = (2.0, 15.0)   # a follower's delay after the larger spike
+    min_follow_fraction: float = 0.15  # share of the small cluster's spikes that must be followers
+    max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
+    min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
+    min_amplitude_ratio: float = 0.4   # the smaller's trough, as a share of the larger's
+    floor_ratio: float = 1.3           # a unit's median trough must reach this × the threshold
+
+
+def follow_fraction(t_big: np.ndarray, t_small: np.ndarray, duration_s: float,
+                    lag_ms: tuple[float, float]) -> tuple[float, float]:
+    """Share of ``t_small`` spikes that follow a ``t_big`` spike within ``lag_ms``, and the
+    Poisson probability of at least that many if the two fired independently."""
+    lo, hi = (int(round(x * TICKS_PER_S / 1e3)) for x in lag_ms)
+    n = int((np.searchsorted(t_big, t_small - lo, "right") > np.searchsorted(t_big, t_small - hi, "left")).sum())
+    rate = len(t_big) / max(duration_s, 1e-9)
+    expected = len(t_small) * -np.expm1(-rate * (hi - lo) / TICKS_PER_S)
+    return n / max(len(t_small), 1), float(stats.poisson.sf(n - 1, expected))
+
+
+def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarray, duration_s: float,
+                 params: CurationParams) -> np.ndarray:
+    """One electrode's labels with burst followers merged into their unit, best pair first."""
+    labels = labels.copy()
+    while True:
+        ids = np.unique(labels[labels != UNSORTED])
+        times = {c: np.sort(timestamps[labels == c]) for c in ids}
+        mean = {c: waveforms[labels == c].mean(axis=0) for c in ids}
+        size = {c: np.abs(mean[c]).max() for c in ids}
+        best = None
+        for big in ids:
+            for small in ids:
+                if not params.min_amplitude_ratio * size[big] <= size[small] < size[big] or \
+                        np.corrcoef(mean[big], mean[small])[0, 1] < params.min_shape_corr:
+                    continue
+                frac, p = follow_fraction(times[big], times[small], duration_s, params.burst_lag_ms)
+                if frac >= params.min_follow_fraction and p <= params.max_follow_p and (best is None or frac > best[0]):
+                    best = (frac, big, small)
+        if best is None:
+            return labels
+        labels[labels == best[2]] = best[1]
+
+
+def curate(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, waveforms, threshold_uv: np.ndarray,
+           duration_s: float, params: CurationParams) -> np.ndarray:
+    """Global unit ids after both steps, renumbered 0..k−1 in order (−1 = unsorted);
+    ``threshold_uv`` is the level each electrode's events crossed."""
+    unit = np.asarray(unit).copy()
+    for ch, idx in groups(electrode).items():
+        lab = unit[idx]
+        if len(np.unique(lab[lab != UNSORTED])) > 1:
+            lab = merge_bursts(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), duration_s, params)
+        amp = np.abs(np.asarray(amplitude[idx]))
+        floor = params.floor_ratio * threshold_uv[ch]
+        for c in np.unique(lab[lab != UNSORTED]):
+            if np.median(amp[lab == c]) < floor:
+                lab[lab == c] = UNSORTED
+        unit[idx] = lab
+    sorted_ = unit != UNSORTED
+    unit[sorted_] = np.unique(unit[sorted_], return_inverse=True)[1]
+    return unit

@@ -1,0 +1,84 @@
+import dataclasses
+
+import numpy as np
+
+import spikevae
+from spikevae.curation import CurationParams, curate, follow_fraction, merge_bursts
+from spikevae.groundtruth import score
+from spikevae.simulate import SimulationConfig, simulate
+
+from .conftest import fast_config
+
+RATE, DURATION = 10.0, 60.0
+
+
+def poisson_ticks(rng, rate=RATE, duration=DURATION):
+    return np.sort(rng.choice(int(duration * 30_000), int(rate * duration), replace=False))
+
+
+def test_followers_stand_out_from_independent_spikes():
+    rng = np.random.default_rng(0)
+    big = poisson_ticks(rng)
+    followers = np.sort(rng.choice(big, 200, replace=False) + rng.integers(90, 180, 200))  # 3–6 ms later
+    frac, p = follow_fraction(big, followers, DURATION, (2.0, 15.0))
+    assert frac == 1.0 and p < 1e-50
+    frac, p = follow_fraction(big, poisson_ticks(rng, 3.0), DURATION, (2.0, 15.0))
+    assert frac < 0.25 and p > 1e-3  # chance: 1 − exp(−10 Hz × 13 ms) = 12 %
+
+
+def _electrode(rng, big, small, small_shape):
+    """One electrode: a large unit (label 0, trough 100 µV) and a smaller cluster (label 1, 70 µV)."""
+    shape = -np.hanning(48)
+    wf = np.r_[np.tile(shape * 100, (len(big), 1)), np.tile(small_shape(shape) * 70, (len(small), 1))]
+    labels = np.r_[np.zeros(len(big), int), np.ones(len(small), int)]
+    return labels, np.r_[big, small], wf + rng.normal(0, 5, wf.shape)
+
+
+def test_burst_followers_are_merged_and_independent_units_are_not():
+    rng = np.random.default_rng(1)
+    p = CurationParams()
+    big = poisson_ticks(rng)
+    followers = np.sort(rng.choice(big, 150, replace=False) + 120)  # 4 ms after
+    labels, t, wf = _electrode(rng, big, followers, lambda s: s)
+    assert set(merge_bursts(labels, t, wf, DURATION, p)) == {0}
+
+    labels, t, wf = _electrode(rng, big, poisson_ticks(rng, 3.0), lambda s: s)
+    np.testing.assert_array_equal(merge_bursts(labels, t, wf, DURATION, p), labels)
+
+    # followers of another shape (a neighbour driven by the large unit) stay apart
+    labels, t, wf = _electrode(rng, big, followers, lambda s: np.roll(s, 20))
+    np.testing.assert_array_equal(merge_bursts(labels, t, wf, DURATION, p), labels)
+
+
+def test_units_at_the_threshold_are_left_unsorted_and_ids_renumbered():
+    rng = np.random.default_rng(2)
+    n = 300
+    electrode = np.repeat([0, 1], n)
+    amplitude = np.r_[rng.uniform(-40, -35, n // 2), rng.uniform(-120, -100, n // 2), rng.uniform(-90, -80, n)]
+    unit = np.r_[np.zeros(n // 2, int), np.ones(n // 2, int), np.full(n, 2)]
+    t = np.r_[poisson_ticks(rng, n / DURATION), poisson_ticks(rng, n / DURATION)]
+    wf = np.zeros((2 * n, 48), np.float32)
+    no_merge = dataclasses.replace(CurationParams(), min_shape_corr=2)
+    out = curate(unit, electrode, t, amplitude, wf, np.array([35.0, 35.0]), DURATION, no_merge)
+    # floor 1.3 × 35 = 45.5 µV: unit 0 (median ~37) goes; units 1 and 2 become 0 and 1
+    np.testing.assert_array_equal(out, np.r_[np.full(n // 2, -1), np.zeros(n // 2, int), np.ones(n, int)])
+    # a lone unit far above its threshold stays, however narrow its amplitude spread
+    out = curate(unit, electrode, t, amplitude, wf, np.array([35.0, 35.0]), DURATION, no_merge)
+    assert (out[electrode == 1] == 1).all()
+
+
+def test_curation_drops_threshold_noise_units_and_keeps_real_ones(tmp_path):
+    """A real recording of bursting units, sorted with and without curation."""
+    path = tmp_path / "bursts.ns6"
+    gt = simulate(path, SimulationConfig(n_electrodes=8, duration_s=40, seed=3, burst_fraction=1.0,
+                                         burst_prob=0.5, units_per_electrode=(0.0, 1.0, 0.0, 0.0, 0.0)))
+    off = CurationParams(min_follow_fraction=2.0, floor_ratio=0.0)
+    scores = {}
+    for name, cur in (("raw", off), ("curated", CurationParams())):
+        r = spikevae.sort(path, fast_config(features="pca", curation=cur), out=tmp_path / name)
+        sp = spikevae.load_result(r.out)["spikes"]
+        scores[name] = score(gt, sp["timestamp"], sp["unit"])
+    raw, cur = scores["raw"], scores["curated"]
+    assert cur.well_detected >= raw.well_detected >= 1
+    assert cur.n_sorted_units < raw.n_sorted_units
+    assert cur.false_positive_units + cur.redundant_units < raw.false_positive_units + raw.redundant_units
