@@ -23,9 +23,10 @@ import numpy as np
 from scipy import stats
 
 from .clustering import UNSORTED
+from .reader import TICKS_PER_SECOND
 from .store import groups
 
-TICKS_PER_S = 30_000
+
 
 
 @dataclass
@@ -42,10 +43,10 @@ def follow_fraction(t_big: np.ndarray, t_small: np.ndarray, duration_s: float,
                     lag_ms: tuple[float, float]) -> tuple[float, float]:
     """Share of ``t_small`` spikes that follow a ``t_big`` spike within ``lag_ms``, and the
     Poisson probability of at least that many if the two fired independently."""
-    lo, hi = (int(round(x * TICKS_PER_S / 1e3)) for x in lag_ms)
+    lo, hi = (int(round(x * TICKS_PER_SECOND / 1e3)) for x in lag_ms)
     n = int((np.searchsorted(t_big, t_small - lo, "right") > np.searchsorted(t_big, t_small - hi, "left")).sum())
     rate = len(t_big) / max(duration_s, 1e-9)
-    expected = len(t_small) * -np.expm1(-rate * (hi - lo) / TICKS_PER_S)
+    expected = len(t_small) * -np.expm1(-rate * (hi - lo) / TICKS_PER_SECOND)
     return n / max(len(t_small), 1), float(stats.poisson.sf(n - 1, expected))
 
 
