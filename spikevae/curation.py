@@ -27,8 +27,6 @@ from .reader import TICKS_PER_SECOND
 from .store import groups
 
 
-
-
 @dataclass
 class CurationParams:
     burst_lag_ms: tuple[float, float] = (2.0, 15.0)   # a follower's delay after the larger spike
