@@ -21,7 +21,7 @@ import numpy as np
 
 import spikevae
 from spikevae.groundtruth import score
-from spikevae.simulate import HARD, SimulationConfig, simulate
+from spikevae.simulate import SETTINGS, SimulationConfig, simulate
 from spikevae.utah import grid_positions
 
 
@@ -53,7 +53,7 @@ def main():
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--bands", type=float, nargs="+", default=[250, 750, 250, 7500])
-    ap.add_argument("--settings", nargs="+", default=["standard", "hard"])
+    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     ap.add_argument("--peers", nargs="*", default=["mountainsort5", "tridesclous2"])
     ap.add_argument("--json", default="benchmarks/out/accuracy_peers.json")
     args = ap.parse_args()
@@ -67,7 +67,7 @@ def main():
             work = Path(tempfile.mkdtemp())
             path = work / f"{setting}{seed}.ns6"
             gt = simulate(path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=seed,
-                                                 **(HARD if setting == "hard" else {})))
+                                                 **SETTINGS[setting]))
             for band in bands:
                 runs = {}
                 for features in ("vae", "pca"):

@@ -30,7 +30,7 @@ from spikevae.filtering import BandpassFilter
 from spikevae.groundtruth import score
 from spikevae.model import VAEConfig
 from spikevae.reader import open_recording
-from spikevae.simulate import HARD, SimulationConfig, simulate
+from spikevae.simulate import SETTINGS, SimulationConfig, simulate
 from spikevae.train import encode, fit, pick_device
 
 VARIANTS = {
@@ -86,7 +86,7 @@ def main():
     ap.add_argument("--electrodes", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
-    ap.add_argument("--settings", nargs="+", choices=["standard", "hard"], default=["standard"])
+    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=["standard"])
     ap.add_argument("--thresholds", type=float, nargs="+", default=[DetectionParams().threshold])
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--min-spikes", type=int, nargs="+", default=[ClusterParams().min_spikes])
@@ -105,7 +105,7 @@ def main():
             tmp = Path(tempfile.mkdtemp())
             rec_path = tmp / f"sim{seed}.ns6"
             gt = simulate(rec_path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=seed,
-                                                     **(HARD if setting == "hard" else {})))
+                                                     **SETTINGS[setting]))
             rec = open_recording(rec_path)
             for threshold in args.thresholds:
                 found = detect(BandpassFilter(rec, *args.band, 4), DetectionParams(threshold=threshold),

@@ -101,6 +101,8 @@ def _add_bursts(rng, t: np.ndarray, amp: np.ndarray, cfg: SimulationConfig, span
 HARD = dict(units_per_electrode=(0.1, 0.2, 0.3, 0.25, 0.15), burst_fraction=0.4, lookalike_prob=0.5,
             artifact_rate_hz=0.2, hash_rate_hz=400.0)
 """The harder setting: up to 4 units per electrode, bursts, look-alikes, more artifacts and hash."""
+SETTINGS = {"standard": {}, "hard": HARD}
+"""The benchmarks' settings by name: knobs on top of the defaults."""
 
 
 def _add_events(out: np.ndarray, start: int, ticks: np.ndarray, amps: np.ndarray,
