@@ -1,9 +1,8 @@
 """Accuracy against ground truth: spikevae (VAE and PCA) and peers run through SpikeInterface.
 
-Each simulated recording (standard or --hard setting, several seeds, each band) is sorted by
-spikevae with the β-VAE and with PCA features, and by MountainSort5 and Tridesclous2 (when
-installed) given the same band and the Utah geometry (400 µm pitch). Every sorting is scored
-by the same code (SpikeInterface's conventions; tests/test_compare.py checks it against
+Each simulated recording (each of --settings and --seeds, each band) is sorted by spikevae
+with the β-VAE and with PCA features, and by MountainSort5 and Tridesclous2 (when installed;
+see peers.py) with one job each. Every sorting is scored by the same code (SpikeInterface's conventions; tests/test_compare.py checks it against
 spikeinterface.comparison). Prints a table and writes JSON.
 
     python benchmarks/accuracy_peers.py --electrodes 32 --duration 60 --seeds 1 2 --bands 250 750 250 7500
@@ -17,34 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 import spikevae
 from spikevae.groundtruth import score
 from spikevae.simulate import SETTINGS, SimulationConfig, simulate
-from spikevae.utah import grid_positions
 
-
-def run_peer(name: str, path: Path, band, work: Path):
-    import probeinterface
-    import spikeinterface.extractors as se
-    import spikeinterface.sorters as ss
-
-    rec = se.read_blackrock(str(path), stream_id="6")
-    probe = probeinterface.Probe(ndim=2, si_units="um")
-    ids = np.array([int(c) for c in rec.get_channel_ids()])
-    probe.set_contacts(positions=grid_positions(ids), shapes="circle", shape_params={"radius": 20})
-    probe.set_device_channel_indices(np.arange(len(ids)))
-    rec.set_probe(probe, in_place=True)
-    params = {"mountainsort5": dict(freq_min=band[0], freq_max=band[1], scheme="1"),
-              "tridesclous2": dict(freq_min=band[0], freq_max=band[1])}[name]
-    sorting = ss.run_sorter(name, rec, folder=work / name, remove_existing_folder=True, verbose=False, **params)
-    ts, units = [], []
-    for u in sorting.get_unit_ids():
-        st = sorting.get_unit_spike_train(u)
-        ts.append(st)
-        units.append(np.full(len(st), len(units)))
-    return (np.concatenate(ts) if ts else np.zeros(0, np.int64)), (np.concatenate(units) if units else np.zeros(0))
+from peers import run_peer  # benchmarks/peers.py, beside this script
 
 
 def main():

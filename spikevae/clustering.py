@@ -2,10 +2,13 @@
 
 Each electrode is clustered on its own (one electrode per unit on a Utah array): the
 features are reduced to ``n_dims`` principal axes of that electrode, then Gaussian mixtures
-of 1..``max_units`` components are fitted and the one with the lowest BIC kept. A spike is
-left unsorted (−1) when its most likely component claims it with less than
-``min_confidence`` or it lies beyond the ``outlier_quantile`` of that component's Gaussian;
-a cluster with fewer than ``min_spikes`` members is dissolved into unsorted.
+of 1..``max_units`` components are fitted and the one with the lowest BIC kept. BIC spends
+two Gaussians on one unit whose cloud is skewed (amplitude spread, drift), so components
+that overlap are then merged into one unit: a pair whose shared posterior mass
+(Σ min(p_i, p_j)) exceeds ``merge_overlap`` of the smaller one's (after Hennig 2010 on
+merging mixture components). A spike is left unsorted (−1) when its unit claims it with
+less than ``min_confidence`` or it lies beyond the ``outlier_quantile`` of every Gaussian of
+its unit; a cluster with fewer than ``min_spikes`` members is dissolved into unsorted.
 """
 from __future__ import annotations
 
@@ -24,11 +27,12 @@ UNSORTED = -1
 @dataclass
 class ClusterParams:
     max_units: int = 5
-    n_dims: int = 3
+    n_dims: int = 5               # with merging; 3 without it (benchmarks/RESULTS.md)
     min_spikes: int = 15           # 10 and 25 scored the same; 15 keeps slow units of short files
     min_confidence: float = 0.6
     outlier_quantile: float = 0.999
     max_fit: int = 2_000           # spikes that fit one electrode's mixture: more lets BIC over-split long recordings
+    merge_overlap: float = 0.25    # 0.2–0.3 scored alike; 1 turns merging off (benchmarks/RESULTS.md)
 
 
 def reduce(features: np.ndarray, params: ClusterParams, seed: int = 0,
@@ -39,6 +43,25 @@ def reduce(features: np.ndarray, params: ClusterParams, seed: int = 0,
     pca = PCA(dims, random_state=seed).fit(features if fit_idx is None else features[fit_idx])
     z = pca.transform(features)
     return z / (np.sqrt(pca.explained_variance_[0]) or 1.0)
+
+
+def merge_overlapping(post: np.ndarray, max_overlap: float) -> np.ndarray:
+    """Unit index of each mixture component: the most overlapping pair of units is joined
+    while its shared posterior mass exceeds ``max_overlap`` of the smaller unit's mass."""
+    group = np.arange(post.shape[1])
+    while True:
+        ids = np.unique(group)
+        p = np.stack([post[:, group == g].sum(axis=1) for g in ids], axis=1)
+        mass = p.sum(axis=0)
+        best, pair = max_overlap, None
+        for i in range(len(ids)):
+            for j in range(i + 1, len(ids)):
+                overlap = np.minimum(p[:, i], p[:, j]).sum() / max(min(mass[i], mass[j]), 1e-12)
+                if overlap > best:
+                    best, pair = overlap, (ids[i], ids[j])
+        if pair is None:
+            return np.unique(group, return_inverse=True)[1]
+        group[group == pair[1]] = pair[0]
 
 
 def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -60,16 +83,21 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
         if bic < best_bic:
             best, best_bic = gmm, bic
     post = best.predict_proba(z)
-    lab = post.argmax(axis=1)
-    diff = z - best.means_[lab]
-    prec = best.precisions_[lab]
-    d2 = np.einsum("ni,nij,nj->n", diff, prec, diff)
-    ok = (post.max(axis=1) >= params.min_confidence) & (d2 <= stats.chi2.ppf(params.outlier_quantile, dims))
+    group = merge_overlapping(post[fit_idx], params.merge_overlap)
+    n_units = group.max() + 1
+    unit_post = np.stack([post[:, group == g].sum(axis=1) for g in range(n_units)], axis=1)
+    lab = unit_post.argmax(axis=1)
+    d2 = np.full(n, np.inf)
+    for c in range(best.n_components):
+        diff = z - best.means_[c]
+        d2_c = np.einsum("ni,ij,nj->n", diff, best.precisions_[c], diff)
+        d2 = np.where(group[c] == lab, np.minimum(d2, d2_c), d2)
+    ok = (unit_post.max(axis=1) >= params.min_confidence) & (d2 <= stats.chi2.ppf(params.outlier_quantile, dims))
     labels[ok] = lab[ok]
-    sizes = np.bincount(labels[labels >= 0], minlength=best.n_components)
+    sizes = np.bincount(labels[labels >= 0], minlength=n_units)
     keep = np.flatnonzero(sizes >= params.min_spikes)
     keep = keep[np.argsort(-sizes[keep], kind="stable")]
-    remap = np.full(best.n_components, UNSORTED)
+    remap = np.full(n_units, UNSORTED)
     remap[keep] = np.arange(len(keep))
     labels[labels >= 0] = remap[labels[labels >= 0]]
     return labels, z

@@ -24,6 +24,7 @@ from .errors import SpikevaeError
 UNIT_COLUMNS = ("unit", "electrode_id", "n_spikes", "firing_rate_hz", "amplitude_uv", "snr",
                 "isi_violation_fraction")
 COMPLETE_FILES = ("spikes.npz", "spike_waveforms.npy", "units.csv", "waveforms.npz", "run.json")
+RUN_KEYS = ("config", "input", "noise_uv", "threshold_uv", "counts", "versions")
 
 
 def default_out(recording_path) -> Path:
@@ -102,4 +103,8 @@ def load_result(folder) -> dict:
                   for k, v in r.items()} for r in csv.DictReader(f)]
     with open(folder / "run.json") as f:
         run = json.load(f)
+    absent = [k for k in RUN_KEYS if k not in run]
+    if absent:
+        raise SpikevaeError(f"{folder}: written by another spikevae version (run.json lacks {', '.join(absent)}); "
+                            "sort the recording again")
     return {"spikes": spikes, "units": units, "waveforms": waveforms, "run": run}

@@ -104,6 +104,22 @@ def test_bad_exports_fail_in_one_line(sorted_small, tmp_path):
     assert not (half / "sorting.nwb").exists()
 
 
+def test_a_result_of_an_older_version_is_refused_in_one_line(sorted_small, tmp_path):
+    import json
+    import shutil
+    result, _ = sorted_small
+    old = tmp_path / "old.spikevae"
+    shutil.copytree(result.out, old)
+    run = json.loads((old / "run.json").read_text())
+    del run["threshold_uv"]
+    (old / "run.json").write_text(json.dumps(run))
+    for args in (["export", str(old), "--to", "nev"], ["compare", str(old)]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code != 0 and "Traceback" not in r.output
+        assert r.output.strip().splitlines() == [f"Error: {old}: written by another spikevae version "
+                                                 "(run.json lacks threshold_uv); sort the recording again"]
+
+
 def test_utah_positions_are_distinct_on_a_400_um_grid():
     pos = grid_positions(np.arange(1, 97))
     assert len({tuple(p) for p in pos}) == 96
