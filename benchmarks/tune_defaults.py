@@ -1,7 +1,7 @@
 """Choose the detection, β-VAE and clustering defaults by sorting accuracy on simulated ground truth.
 
 For each recording (setting × seed) and detection threshold, detects once, then for each
-variant embeds, clusters per electrode, curates (burst merge, threshold-noise floor; also
+variant embeds, clusters per electrode (for each --merge-overlaps), curates (burst merge, threshold-noise floor; also
 scored without) and scores against the ground truth (SpikeInterface conventions). A
 per-electrode PCA(3) baseline runs in the same process on the same waveforms. Prints a
 table and writes JSON.
@@ -94,6 +94,8 @@ def main():
     ap.add_argument("--recon", action="store_true", help="cluster the decoder's reconstruction of the latent")
     ap.add_argument("--cluster", choices=["gmm", "hdbscan"], default="gmm")
     ap.add_argument("--n-dims", type=int, default=ClusterParams().n_dims)
+    ap.add_argument("--merge-overlaps", type=float, nargs="+", default=[ClusterParams().merge_overlap],
+                    help="overlap above which mixture components become one unit (1 = no merging)")
     ap.add_argument("--scale", choices=["noise", "rms"], default="noise",
                     help="per-electrode scale of the network input: noise SD or the waveforms' RMS")
     ap.add_argument("--json", default="benchmarks/out/tune_defaults.json")
@@ -122,21 +124,25 @@ def main():
                       f"({(gt.unit_snr >= 5).sum()} with SNR ≥ 5), {len(wf)} spikes", flush=True)
 
                 def record(name, feats, seconds, ms):
-                    params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims)
-                    unit = cluster_all(feats, el, params, method=args.cluster)
-                    for curated in (False, True):
-                        if curated:
-                            unit = curate(unit, el, ts, amp, wf, found.threshold_uv, args.duration, CurationParams())
-                        s = score(gt, ts, unit)
-                        row = {"setting": setting, "seed": seed, "threshold": threshold, "variant": name,
-                               "curated": curated, "min_spikes": ms, "seconds": round(seconds, 1),
-                               **s.summary(gt.unit_snr)}
-                        rows.append(row)
-                        print(f"  {name:34s} {'curated' if curated else 'raw    '} ms={ms:<3d} "
-                              f"well={row['well_detected']:3d}/{row['true_units']}  acc={row['mean_accuracy']:.3f}  "
-                              f"well(snr≥5)={row['well_detected_snr_ge_5']}/{row['true_units_snr_ge_5']}  "
-                              f"units={row['sorted_units']}  fp_units={row['false_positive_units']}  "
-                              f"{seconds:.0f}s", flush=True)
+                    for mo in args.merge_overlaps:
+                        params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims,
+                                                     merge_overlap=mo)
+                        unit = cluster_all(feats, el, params, method=args.cluster)
+                        for curated in (False, True):
+                            if curated:
+                                unit = curate(unit, el, ts, amp, wf, found.threshold_uv, args.duration,
+                                              CurationParams())
+                            s = score(gt, ts, unit)
+                            row = {"setting": setting, "seed": seed, "band_hz": list(args.band),
+                                   "threshold": threshold, "variant": name, "curated": curated, "min_spikes": ms,
+                                   "merge_overlap": mo, "seconds": round(seconds, 1), **s.summary(gt.unit_snr)}
+                            rows.append(row)
+                            print(f"  {name:34s} {'curated' if curated else 'raw    '} ms={ms:<3d} overlap={mo:<4g} "
+                                  f"well={row['well_detected']:3d}/{row['true_units']}  "
+                                  f"acc={row['mean_accuracy']:.3f}  "
+                                  f"well(snr≥5)={row['well_detected_snr_ge_5']}/{row['true_units_snr_ge_5']}  "
+                                  f"units={row['sorted_units']}  fp_units={row['false_positive_units']}  "
+                                  f"{seconds:.0f}s", flush=True)
 
                 t0 = time.perf_counter()
                 pf = pca_features(wf, el)
