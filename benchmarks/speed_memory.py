@@ -27,10 +27,10 @@ from spikevae.simulate import SimulationConfig, simulate
 def timed_child(cmd: list[str]) -> tuple[float, float, str]:
     """Seconds, peak RSS (MB) and stdout of a child process; RSS is that child's own."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as p:
+        out = p.stdout.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
     if p.returncode:
         raise SystemExit(f"{cmd[:4]} failed with exit code {p.returncode}")
     return time.perf_counter() - t0, usage.ru_maxrss / 1024, out
