@@ -7,6 +7,7 @@ int16 → µV), the floor for any sorter that reads the data; and the peer, run 
 SpikeInterface in its own child process with as many jobs as this machine has cores.
 
     python benchmarks/speed_memory.py --duration 300 600 1200 3600 --peer-at 600
+    python benchmarks/speed_memory.py --device cuda cpu     # on a GPU machine: both, same file
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def main():
     ap.add_argument("--peer", default="tridesclous2", help="peer timed as the anchor ('none' to skip)")
     ap.add_argument("--peer-at", type=float, nargs="*", default=[600.0],
                     help="durations at which the peer is timed as well")
+    ap.add_argument("--device", nargs="+", choices=["cpu", "cuda"], default=["cpu"],
+                    help="sort the same file once on each (training and encoding run there)")
     ap.add_argument("--json", default="benchmarks/out/speed_memory.json")
     args = ap.parse_args()
     here = Path(__file__).parent
@@ -57,14 +60,21 @@ def main():
             for a in range(0, seg.n_samples, 60_000):
                 rec.read(seg.index, a, min(a + 60_000, seg.n_samples))
         read_s = time.perf_counter() - t0
-        total, peak_mb, _ = timed_child([sys.executable, "-m", "spikevae", "sort", str(rec_path), "--quiet",
-                                         "--device", "cpu"])
-        run = json.loads((tmp / "bench.spikevae" / "run.json").read_text())
+        sorts = []
+        for i, device in enumerate(args.device):
+            out_dir = tmp / f"bench-{i}-{device}.spikevae"
+            total, peak_mb, _ = timed_child([sys.executable, "-m", "spikevae", "sort", str(rec_path), "--quiet",
+                                             "--device", device, "-o", str(out_dir)])
+            run = json.loads((out_dir / "run.json").read_text())
+            sorts.append({"device": device, "end_to_end_s": total, "end_to_end_x_realtime": duration / total,
+                          "peak_rss_mb": peak_mb,
+                          **{f"{k}_x_realtime": duration / max(v, 1e-9) for k, v in run["seconds"].items()},
+                          "seconds": run["seconds"], "counts": run["counts"]})
+        total = sorts[0]["end_to_end_s"]
         row = {"electrodes": args.electrodes, "duration_s": duration, "file_mb": rec_path.stat().st_size / 2**20,
-               "raw_read_x_realtime": duration / read_s, "end_to_end_s": total,
-               "end_to_end_x_realtime": duration / total, "peak_rss_mb": peak_mb,
-               **{f"{k}_x_realtime": duration / max(v, 1e-9) for k, v in run["seconds"].items()},
-               "seconds": run["seconds"], "counts": run["counts"]}
+               "raw_read_x_realtime": duration / read_s, "cpu_cores": os.cpu_count(), **sorts[0]}
+        if len(sorts) > 1:
+            row["other_devices"] = sorts[1:]
         if args.peer != "none" and duration in args.peer_at:
             sec, mb, out = timed_child([sys.executable, str(here / "peers.py"), args.peer, str(rec_path),
                                         "--band", *map(str, run["config"]["band_hz"]),
@@ -72,7 +82,8 @@ def main():
             inner = json.loads(out.strip().splitlines()[-1])
             row["peer"] = {"sorter": args.peer, "units": inner["units"], "sort_s": inner["seconds"], "seconds": sec,
                            "x_realtime": duration / sec, "peak_rss_mb": mb, "n_jobs": os.cpu_count()}
-            row["speedup_over_peer"] = sec / total
+            for r in [row, *row.get("other_devices", [])]:
+                r["speedup_over_peer"] = sec / r["end_to_end_s"]
         rows.append(row)
         print(json.dumps(row, indent=1), flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
