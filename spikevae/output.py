@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import shutil
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +32,24 @@ def default_out(recording_path) -> Path:
     """``session.ns6`` → ``session.spikevae/`` beside it."""
     p = Path(recording_path)
     return p.with_name(p.stem + ".spikevae")
+
+
+def save_npy(file, array, chunk_rows: int = 1 << 16) -> None:
+    """``np.save`` into an open binary file, chunk by chunk: ``array`` (an array or an on-disk
+    ``Column``) is never held whole in memory."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(array.dtype)), "fortran_order": False,
+              "shape": tuple(array.shape)}
+    np.lib.format.write_array_header_1_0(file, header)
+    for i in range(0, len(array), chunk_rows):
+        file.write(np.ascontiguousarray(array[i:i + chunk_rows]).tobytes())
+
+
+def save_npz(path, **arrays) -> None:
+    """``np.savez`` (uncompressed, read back by ``np.load``) with each array streamed as in ``save_npy``."""
+    with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
+        for name, array in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                save_npy(f, array)
 
 
 def check_out(out: Path, overwrite: bool) -> None:

@@ -22,7 +22,7 @@ from .features import make_features
 from .filtering import BandpassFilter
 from .metrics import UnitTable, unit_table
 from .nev import read_nev_spikes
-from .output import default_out, staged_folder, write_json, write_units_csv
+from .output import default_out, save_npy, save_npz, staged_folder, write_json, write_units_csv
 from .progress import Reporter
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
 from .train import TrainedModel, pick_device
@@ -69,15 +69,13 @@ def embed(extractor, waveforms, electrode, noise_uv, out: np.ndarray, rep: Repor
 
 def label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv, threshold_uv,
                 duration_s: float, cfg: SortConfig, rep: Reporter,
-                unit_out: np.ndarray | None = None, space_out: np.ndarray | None = None
+                space_out: np.ndarray | None = None
                 ) -> tuple[np.ndarray, UnitTable]:
     """Cluster every electrode, curate the clusters and describe the units found."""
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     with rep.bar("cluster", n_el, unit="electrode") as up:
         unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space_out)
     unit = curate(unit, electrode, timestamps, amplitude, waveforms, threshold_uv, duration_s, cfg.curation)
-    if unit_out is not None:
-        unit_out[:] = unit
     return unit, unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
                             duration_s, cfg.detection.align_sample)
 
@@ -120,9 +118,8 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         features = store.create("features", np.float32, (extractor.dim,))
         seconds.update(embed(extractor, waveforms, electrode, noise, features, rep))
         t0 = time.perf_counter()
-        unit = store.create("unit", np.int64)
-        _, table = label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise,
-                               found.threshold_uv, duration_s, cfg, rep, unit_out=unit)
+        unit, table = label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise,
+                                  found.threshold_uv, duration_s, cfg, rep)
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -132,9 +129,10 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             sl = slice(i, i + (1 << 20))
             electrode_id[sl] = electrode_ids[np.asarray(electrode[sl])]
             time_s[sl] = timestamps[sl] / TICKS_PER_SECOND
-        np.savez(tmp / "spikes.npz", timestamp=timestamps, time_s=time_s, electrode_id=electrode_id,
+        save_npz(tmp / "spikes.npz", timestamp=timestamps, time_s=time_s, electrode_id=electrode_id,
                  unit=unit, amplitude_uv=amplitude, latent=features)
-        np.save(tmp / "spike_waveforms.npy", waveforms)
+        with open(tmp / "spike_waveforms.npy", "wb") as f:
+            save_npy(f, waveforms)
         np.savez(tmp / "waveforms.npz", unit=np.arange(len(table.rows)), electrode_id=table.electrode_id,
                  mean=table.mean, sd=table.sd, align_sample=det.align_sample)
         write_units_csv(tmp / "units.csv", table.rows)
@@ -142,9 +140,8 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             extractor.model.trained_on = extractor.model.trained_on or cfg.waveform_settings()
             extractor.model.save(tmp / "model.pt")
         seconds["write"] = time.perf_counter() - t0
-        sorted_n = int((np.asarray(unit) >= 0).sum())
+        sorted_n = int((unit >= 0).sum())
         counts = dict(found.counts, sorted=sorted_n, unsorted=n - sorted_n, units=len(table.rows))
-        del waveforms, electrode, features, unit, timestamps, amplitude, electrode_id, time_s
         shutil.rmtree(tmp / "work", ignore_errors=True)
         write_json(tmp / "run.json", {
             "spikevae_version": __version__, "versions": _versions(),

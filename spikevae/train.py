@@ -147,7 +147,7 @@ def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: in
 
 @torch.no_grad()
 def encode(model: TrainedModel, waveforms: np.ndarray, electrode: np.ndarray, noise_uv: np.ndarray,
-           out: np.ndarray, batch: int = 16_384, progress=None) -> np.ndarray:
+           out: np.ndarray, batch: int = 4096, progress=None) -> np.ndarray:
     """Posterior means of every waveform, written batch by batch into ``out`` (n, latent)."""
     device = next(model.net.parameters()).device
     model.net.eval()
