@@ -6,6 +6,7 @@ import datetime as _dt
 import importlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,8 @@ def export(result, fmt: str, out=None, overwrite: bool = False, subject: dict | 
             writer(result, res, tmp)
         return out
     check_out(out, overwrite)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    # the partial file keeps its suffix: pynwb warns about an HDF5 file not named .nwb
+    tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     try:
         writer(result, res, tmp)
         tmp.replace(out)
@@ -147,8 +149,9 @@ def _nwb(result: Path, res: dict, path: Path, subject: dict) -> None:
         subject=Subject(**{"subject_id": "unknown", "sex": "U", **{k: v for k, v in subject.items() if v}},
                         description="given to spikevae export"),
     )
+    model = nwb.create_device_model(name="Utah array", manufacturer="Blackrock Neurotech")
     device = nwb.create_device(name="UtahArray", description="96-channel Utah array, Blackrock front end",
-                               manufacturer="Blackrock Neurotech")
+                               model=model)
     group = nwb.create_electrode_group(name="utah", description="Utah array, 400 µm pitch",
                                        location="unknown", device=device)
     nwb.add_electrode_column(name="electrode_id", description="Blackrock electrode id")
@@ -174,7 +177,10 @@ def _nwb(result: Path, res: dict, path: Path, subject: dict) -> None:
 
 
 def _spikeinterface(result: Path, res: dict, folder: Path) -> None:
-    to_spikeinterface(result).save(folder=folder / "sorting", overwrite=True)
+    with warnings.catch_warnings():
+        # an in-memory NumpySorting has no provenance to save; the saved folder is the sorting
+        warnings.filterwarnings("ignore", "The extractor is not serializable", UserWarning)
+        to_spikeinterface(result).save(folder=folder / "sorting", overwrite=True)
 
 
 def to_spikeinterface(result):

@@ -40,6 +40,7 @@ def test_nwb_reads_back_and_passes_nwbinspector(sorted_small, tmp_path):
         np.testing.assert_allclose(nwb.units["spike_times"][0], res["spikes"]["time_s"][res["spikes"]["unit"] == first])
         assert nwb.units["waveform_mean"][0].shape == (48,)
         assert len(nwb.electrodes) == 8 and nwb.electrodes["rel_x"][1] - nwb.electrodes["rel_x"][0] == 400.0
+        assert nwb.devices["UtahArray"].model.manufacturer == "Blackrock Neurotech"
     messages = list(inspector.inspect_nwbfile(nwbfile_path=str(path)))
     assert not [m for m in messages if m.importance.name == "CRITICAL"], messages
 
