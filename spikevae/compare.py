@@ -23,7 +23,7 @@ from .features import FEATURES, make_features
 from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, score
 from .metrics import UnitTable, isolation, silhouette
 from .model import VAEConfig
-from .output import default_out, load_result, staged_folder, write_json
+from .output import check_out, default_out, load_result, staged_folder, write_json
 from .pipeline import embed, label_units, sort
 from .progress import Reporter
 from .store import groups
@@ -150,12 +150,11 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
         raise SpikevaeError("name at least one --baseline")
     if ground_truth is not None and not Path(ground_truth).is_file():
         raise SpikevaeError(f"--ground-truth {ground_truth}: no such file")
-    if out is not None and Path(out).exists() and not overwrite:
-        _refuse(Path(out))  # before any sorting work
+    if out is not None:
+        check_out(Path(out), overwrite)  # before any sorting work
     result_dir = _result_for(Path(target), config, rep)
     out = Path(out) if out is not None else result_dir / "compare"
-    if out.exists() and not overwrite:
-        _refuse(out)
+    check_out(out, overwrite)
     res = load_result(result_dir)
     run, spikes = res["run"], res["spikes"]
     cfg = _config_from_run(run)
@@ -219,10 +218,6 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
         write_figures(tmp, report, sortings, electrode, np.array(electrode_ids), gt)
     report["out"] = str(out)
     return report
-
-
-def _refuse(path: Path):
-    raise SpikevaeError(f"{path} already exists; pass --overwrite to replace it")
 
 
 def _write_csv(path: Path, sortings: list[FeatureSorting], with_gt: bool) -> None:

@@ -103,6 +103,10 @@ def test_cli_json_and_bad_input(sorted_small, small_recording, tmp_path):
     fails(["compare", str(result.out), "--ground-truth", str(other), "-o", str(tmp_path / "k")], "does not belong")
     fails(["compare", str(tmp_path / "nothing"), "-o", str(tmp_path / "k")], "no such file")
     assert not (tmp_path / "k").exists()
+    rec = tmp_path / "copy.ns6"  # the recording form: refused before it sorts anything
+    shutil.copy(small_recording[0], rec)
+    fails(["compare", str(rec), "-o", str(tmp_path / "missing" / "k")], "no such folder for the output")
+    assert not (tmp_path / "copy.spikevae").exists()
 
 
 def test_recording_form_sorts_then_refuses_a_result_of_another_file(small_recording, sorted_small, tmp_path):
