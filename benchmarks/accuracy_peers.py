@@ -11,65 +11,48 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-
-import spikevae
 from spikevae.groundtruth import score
-from spikevae.simulate import SETTINGS, SimulationConfig, simulate
 
-from peers import run_peer  # benchmarks/peers.py, beside this script
+from peers import run_peer  # benchmarks/peers.py and recordings.py, beside this script
+from recordings import add_recording_options, bands, recordings, sort_spikes
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--electrodes", type=int, default=32)
-    ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--bands", type=float, nargs="+", default=[250, 750, 250, 7500])
-    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    add_recording_options(ap)
     ap.add_argument("--peers", nargs="*", default=["mountainsort5", "tridesclous2"])
     ap.add_argument("--json", default="benchmarks/out/accuracy_peers.json")
     args = ap.parse_args()
     import spikeinterface.sorters as ss
 
     peers = [p for p in args.peers if p in ss.installed_sorters()]
-    bands = list(zip(args.bands[::2], args.bands[1::2]))
     rows = []
-    for setting in args.settings:
-        for seed in args.seeds:
-            work = Path(tempfile.mkdtemp())
-            path = work / f"{setting}{seed}.ns6"
-            gt = simulate(path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=seed,
-                                                 **SETTINGS[setting]))
-            for band in bands:
-                runs = {}
-                for features in ("vae", "pca"):
-                    t0 = time.perf_counter()
-                    r = spikevae.sort(path, spikevae.SortConfig(band_hz=band, features=features, device="cpu"),
-                                      out=work / f"sv-{features}-{band[1]:g}")
-                    sp = spikevae.load_result(r.out)["spikes"]
-                    runs[f"spikevae ({features})"] = (sp["timestamp"], sp["unit"], time.perf_counter() - t0)
-                for peer in peers:
-                    t0 = time.perf_counter()
-                    try:
-                        ts, un = run_peer(peer, path, band, work)
-                        runs[peer] = (ts, un, time.perf_counter() - t0)
-                    except Exception as exc:  # a peer that fails is reported, not fatal
-                        print(f"  {peer} failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
-                for name, (ts, un, sec) in runs.items():
-                    s = score(gt, ts, un).summary(gt.unit_snr)
-                    row = {"setting": setting, "seed": seed, "band_hz": list(band), "sorter": name,
-                           "seconds": round(sec, 1), **s}
-                    rows.append(row)
-                    print(f"{setting:8s} seed {seed} {band[0]:g}-{band[1]:g} Hz  {name:22s} "
-                          f"true={s['true_units']:3d} well={s['well_detected']:3d} acc={s['mean_accuracy']:.3f} "
-                          f"prec={s['mean_precision']:.3f} rec={s['mean_recall']:.3f} "
-                          f"fp_units={s['false_positive_units']:3d} {sec:6.1f}s", flush=True)
-            shutil.rmtree(work, ignore_errors=True)
+    for setting, seed, path, gt, work in recordings(args):
+        for band in bands(args):
+            runs = {}
+            for features in ("vae", "pca"):
+                t0 = time.perf_counter()
+                sp = sort_spikes(path, band, features, work)
+                runs[f"spikevae ({features})"] = (sp["timestamp"], sp["unit"], time.perf_counter() - t0)
+            for peer in peers:
+                t0 = time.perf_counter()
+                try:
+                    ts, un = run_peer(peer, path, band, work)
+                    runs[peer] = (ts, un, time.perf_counter() - t0)
+                except Exception as exc:  # a peer that fails is reported, not fatal
+                    print(f"  {peer} failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+            for name, (ts, un, sec) in runs.items():
+                s = score(gt, ts, un).summary(gt.unit_snr)
+                row = {"setting": setting, "seed": seed, "band_hz": list(band), "sorter": name,
+                       "seconds": round(sec, 1), **s}
+                rows.append(row)
+                print(f"{setting:8s} seed {seed} {band[0]:g}-{band[1]:g} Hz  {name:22s} "
+                      f"true={s['true_units']:3d} well={s['well_detected']:3d} acc={s['mean_accuracy']:.3f} "
+                      f"prec={s['mean_precision']:.3f} rec={s['mean_recall']:.3f} "
+                      f"fp_units={s['false_positive_units']:3d} {sec:6.1f}s", flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
 

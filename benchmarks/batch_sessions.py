@@ -14,6 +14,7 @@ truncated file, then:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import signal
@@ -59,7 +60,8 @@ def main():
     t0 = time.perf_counter()
     rc = subprocess.run(cmd).returncode
     resume = time.perf_counter() - t0
-    rows = [r for r in __import__("csv").DictReader(open(tmp / "results" / "sessions.csv"))]
+    with open(tmp / "results" / "sessions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     sorted_rows = [r for r in rows if r["status"] in ("sorted", "skipped")]
     shared = [json.loads((tmp / "results" / f"day{d}.spikevae" / "run.json").read_text())["seconds"]
               for d in range(args.sessions)]

@@ -1,8 +1,8 @@
 """Choose the detection, β-VAE and clustering defaults by sorting accuracy on simulated ground truth.
 
 For each recording (setting × seed) and detection threshold, detects once, then for each
-variant embeds, clusters per electrode (for each --merge-overlaps), curates (burst merge, threshold-noise floor; also
-scored without) and scores against the ground truth (SpikeInterface conventions). A
+variant embeds, clusters per electrode (for each --merge-overlaps), curates (burst merge, threshold-noise floor, for
+each --floor-ratios; also scored without) and scores against the ground truth (SpikeInterface conventions). A
 per-electrode PCA(3) baseline runs in the same process on the same waveforms. Prints a
 table and writes JSON.
 
@@ -96,6 +96,8 @@ def main():
     ap.add_argument("--n-dims", type=int, default=ClusterParams().n_dims)
     ap.add_argument("--merge-overlaps", type=float, nargs="+", default=[ClusterParams().merge_overlap],
                     help="overlap above which mixture components become one unit (1 = no merging)")
+    ap.add_argument("--floor-ratios", type=float, nargs="+", default=[CurationParams().floor_ratio],
+                    help="curation floors (× threshold) to score, each besides the uncurated clustering")
     ap.add_argument("--scale", choices=["noise", "rms"], default="noise",
                     help="per-electrode scale of the network input: noise SD or the waveforms' RMS")
     ap.add_argument("--json", default="benchmarks/out/tune_defaults.json")
@@ -127,17 +129,18 @@ def main():
                     for mo in args.merge_overlaps:
                         params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims,
                                                      merge_overlap=mo)
-                        unit = cluster_all(feats, el, params, method=args.cluster)
-                        for curated in (False, True):
-                            if curated:
-                                unit = curate(unit, el, ts, amp, wf, found.threshold_uv, args.duration,
-                                              CurationParams())
+                        raw = cluster_all(feats, el, params, method=args.cluster)
+                        for floor in [None, *args.floor_ratios]:
+                            curated = floor is not None
+                            unit = curate(raw, el, ts, amp, wf, found.threshold_uv, args.duration,
+                                          CurationParams(floor_ratio=floor)) if curated else raw
                             s = score(gt, ts, unit)
                             row = {"setting": setting, "seed": seed, "band_hz": list(args.band),
-                                   "threshold": threshold, "variant": name, "curated": curated, "min_spikes": ms,
-                                   "merge_overlap": mo, "seconds": round(seconds, 1), **s.summary(gt.unit_snr)}
+                                   "threshold": threshold, "variant": name, "curated": curated, "floor_ratio": floor,
+                                   "min_spikes": ms, "merge_overlap": mo, "seconds": round(seconds, 1),
+                                   **s.summary(gt.unit_snr)}
                             rows.append(row)
-                            print(f"  {name:34s} {'curated' if curated else 'raw    '} ms={ms:<3d} overlap={mo:<4g} "
+                            print(f"  {name:34s} {f'floor {floor:<4g}' if curated else 'raw       '} ms={ms:<3d} overlap={mo:<4g} "
                                   f"well={row['well_detected']:3d}/{row['true_units']}  "
                                   f"acc={row['mean_accuracy']:.3f}  "
                                   f"well(snr≥5)={row['well_detected_snr_ge_5']}/{row['true_units_snr_ge_5']}  "
