@@ -42,7 +42,7 @@ _SETTINGS = [
                  help="Band-pass in Hz (zero-phase Butterworth)."),
     click.option("--filter-order", type=int, default=4, show_default=True, help="Butterworth order (per pass)."),
     click.option("--threshold", type=float, default=3.5, show_default=True,
-                 help="Detection threshold, × robust noise SD. Units whose median trough is under 1.3 × "
+                 help="Detection threshold, × robust noise SD. Units whose median trough is under 1.25 × "
                       "the threshold are left unsorted (tuned at 3.5; a higher threshold also raises that floor)."),
     click.option("--polarity", type=click.Choice(["neg", "pos", "both"]), default="neg", show_default=True),
     click.option("--dead-time-ms", type=float, default=1.0, show_default=True,

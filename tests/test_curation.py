@@ -60,7 +60,7 @@ def test_units_at_the_threshold_are_left_unsorted_and_ids_renumbered():
     wf = np.zeros((2 * n, 48), np.float32)
     no_merge = dataclasses.replace(CurationParams(), min_shape_corr=2)
     out = curate(unit, electrode, t, amplitude, wf, np.array([35.0, 35.0]), DURATION, no_merge)
-    # floor 1.3 × 35 = 45.5 µV: unit 0 (median ~37) goes; units 1 and 2 become 0 and 1
+    # floor 1.25 × 35 = 43.75 µV: unit 0 (median ~37) goes; units 1 and 2 become 0 and 1
     np.testing.assert_array_equal(out, np.r_[np.full(n // 2, -1), np.zeros(n // 2, int), np.ones(n, int)])
     # a lone unit far above its threshold stays, however narrow its amplitude spread
     assert (out[electrode == 1] == 1).all()
