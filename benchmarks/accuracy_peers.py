@@ -29,6 +29,8 @@ def main():
     import spikeinterface.sorters as ss
 
     peers = [p for p in args.peers if p in ss.installed_sorters()]
+    for p in set(args.peers) - set(peers):
+        print(f"{p} is not installed and is left out (pip install -e \".[peers]\")", flush=True)
     rows = []
     for setting, seed, path, gt, work in recordings(args):
         for band in bands(args):

@@ -5,6 +5,9 @@ defaults otherwise (MountainSort5 scheme 1). As a script it sorts one file and p
 the seconds and unit count, so that ``speed_memory.py`` can time it in a child process:
 
     python benchmarks/peers.py tridesclous2 recording.ns6 --band 250 750 --n-jobs 2
+
+``pip install -e ".[peers]"`` installs both (Tridesclous2 comes with SpikeInterface but
+needs hdbscan).
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from sklearn.decomposition import PCA
 
 from spikevae.clustering import ClusterParams, cluster_electrode, reduce
 from spikevae.curation import CurationParams, curate
-from spikevae.detection import DetectionParams, detect
+from spikevae.detection import DetectionParams, default_threshold, detect
 from spikevae.filtering import BandpassFilter
 from spikevae.groundtruth import score
 from spikevae.model import VAEConfig
@@ -87,7 +87,7 @@ def main():
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=["standard"])
-    ap.add_argument("--thresholds", type=float, nargs="+", default=[DetectionParams().threshold])
+    ap.add_argument("--thresholds", type=float, nargs="+", help="[default: the band's default_threshold]")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--min-spikes", type=int, nargs="+", default=[ClusterParams().min_spikes])
     ap.add_argument("--band", type=float, nargs=2, default=(250.0, 750.0))
@@ -111,7 +111,7 @@ def main():
             gt = simulate(rec_path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=seed,
                                                      **SETTINGS[setting]))
             rec = open_recording(rec_path)
-            for threshold in args.thresholds:
+            for threshold in args.thresholds or [default_threshold(args.band)]:
                 found = detect(BandpassFilter(rec, *args.band, 4), DetectionParams(threshold=threshold),
                                tmp / f"work{threshold:g}")
                 wf = np.asarray(found.store.column("waveform"))

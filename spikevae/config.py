@@ -1,11 +1,11 @@
 """All settings of a sort in one dataclass, written whole into ``run.json``."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from .clustering import ClusterParams
 from .curation import CurationParams
-from .detection import DetectionParams
+from .detection import DetectionParams, default_threshold
 from .model import VAEConfig
 
 
@@ -23,6 +23,10 @@ class SortConfig:
     vae: VAEConfig = field(default_factory=VAEConfig)
     cluster: ClusterParams = field(default_factory=ClusterParams)
     curation: CurationParams = field(default_factory=CurationParams)
+
+    def __post_init__(self):
+        if self.detection.threshold is None:  # resolved here so that run.json records the number
+            self.detection = replace(self.detection, threshold=default_threshold(self.band_hz))
 
     def to_dict(self) -> dict:
         return asdict(self)

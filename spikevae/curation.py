@@ -13,7 +13,7 @@ truth (``benchmarks/RESULTS.md``):
 - Lowering the detection threshold catches more of each unit's spikes, but also noise and
   distant-unit hash, which cluster just above the threshold. A unit whose median trough is
   less than ``floor_ratio`` × the threshold is put back into unsorted (1.25 × 3.5 SD is the
-  threshold + 0.9 SD).
+  threshold + 0.9 SD; 1.25 × 3.25 SD, the narrow band's, + 0.8 SD).
 """
 from __future__ import annotations
 

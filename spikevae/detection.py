@@ -9,7 +9,7 @@ are rejected and counted.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,9 +21,16 @@ from .store import SpikeStore, groups
 RAIL = 32000  # |raw int16| at or above this is treated as saturated
 
 
+def default_threshold(band_hz) -> float:
+    """Detection threshold (× robust noise SD) chosen on ground truth for the band: 3.25 for a
+    narrow band like the default 250–750 Hz (87 well-detected units against 80 at 3.5), 3.5 for
+    a wide one like 250–7500 Hz (201 against 194 at 3.25; benchmarks/RESULTS.md)."""
+    return 3.25 if band_hz[1] <= 1000 else 3.5
+
+
 @dataclass
 class DetectionParams:
-    threshold: float = 3.5            # × robust noise SD; 3.5 beat 4.5 on ground truth (benchmarks/RESULTS.md)
+    threshold: float | None = None    # × robust noise SD; None = default_threshold of the band
     polarity: str = "neg"             # neg, pos or both
     dead_time_ms: float = 1.0
     n_samples: int = 48
@@ -114,6 +121,8 @@ class Detector:
         self.window = int(round(params.artifact_window_ms * TICKS_PER_SECOND / 1000))
         self.good = np.ones(len(noise.noise_uv), bool)
         self.good[list(noise.skipped)] = False
+        if params.threshold is None:
+            raise ValueError("Detector needs a threshold; detect() fills in the band's default")
         if params.polarity not in ("neg", "pos", "both"):
             raise ValueError(f"polarity must be neg, pos or both, not {params.polarity!r}")
         if not 0 <= params.align_sample < params.n_samples:
@@ -167,6 +176,8 @@ class Detector:
 
 def detect(filt: BandpassFilter, params: DetectionParams, folder, progress=None) -> Detection:
     """Estimate noise, then stream detection over the whole recording into ``folder``."""
+    if params.threshold is None:
+        params = replace(params, threshold=default_threshold(filt.band_hz))
     noise = estimate_noise(filt)
     store = spike_store(folder, params.n_samples)
     try:

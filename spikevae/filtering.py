@@ -59,6 +59,7 @@ class BandpassFilter:
     def __init__(self, recording: Recording, lo_hz: float, hi_hz: float, order: int,
                  threads: int | None = None):
         self.recording = recording
+        self.band_hz = (lo_hz, hi_hz)
         self.sos = design_bandpass(lo_hz, hi_hz, order, recording.sampling_rate).astype(np.float32)
         self.margin = 2 * settling_samples(self.sos)
         self.threads = threads or min(os.cpu_count() or 1, 8)

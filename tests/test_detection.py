@@ -26,6 +26,16 @@ def test_injected_spikes_are_found_at_their_times_and_aligned(tmp_path):
     assert np.all(np.diff(ts) > 0)  # stored in time order
 
 
+def test_the_threshold_defaults_to_the_bands_own(tmp_path):
+    x, _ = noise_with_spikes()
+    path = tmp_path / "inj.ns6"
+    write_nsx(path, [(0, x)])
+    rec = open_recording(path)
+    for band, want in (((250, 750), 3.25), ((250, 7500), 3.5)):
+        found = detect(BandpassFilter(rec, *band, 3), DetectionParams(), tmp_path / f"work{band[1]}")
+        np.testing.assert_allclose(found.threshold_uv, want * found.noise.noise_uv)
+
+
 def test_common_mode_and_oversized_events_are_rejected_and_counted(tmp_path):
     x, ticks = noise_with_spikes()
     t = np.arange(60)
@@ -56,7 +66,7 @@ def test_flat_and_saturated_electrodes_are_skipped(tmp_path):
     noise = estimate_noise(filt)
     assert set(noise.skipped) == {0, 3}
     assert "flat" in noise.skipped[0] and "saturated" in noise.skipped[3]
-    det = Detector(DetectionParams(), noise)
+    det = Detector(DetectionParams(threshold=3.5), noise)
     events, _ = det.events(next(filt.chunks(90_000, det.context)))
     assert not np.isin(events["electrode"], [0, 3]).any()
 

@@ -48,6 +48,7 @@ def test_result_folder_holds_what_other_tools_load(sorted_small):
     assert {"torch", "neo", "numpy", "spikevae"} <= set(run["versions"])
     assert set(run["seconds"]) == {"read_filter_detect", "train", "encode", "cluster", "write"}
     assert run["counts"]["kept"] == n and run["device"] == "cpu"
+    assert run["config"]["detection"]["threshold"] == 3.25  # the default 250–750 Hz band's
     assert run["training_history"]["step"][-1] == FAST.steps
     assert not list(out.parent.glob(".*partial*"))
 
