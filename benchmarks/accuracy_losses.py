@@ -70,7 +70,7 @@ def main():
     for setting, seed, path, gt, work in recordings(args):
         for band in bands(args):
             for features in args.features:
-                for row in losses(gt, sort_spikes(path, band, features, work), args.min_snr):
+                for row in losses(gt, sort_spikes(path, band, features, work, args.device), args.min_snr):
                     row = {"setting": setting, "seed": seed, "band_hz": list(band), "features": features, **row}
                     rows.append(row)
                     print(f"{setting:8s} seed {seed} {band[0]:g}-{band[1]:g} Hz {features:4s} unit {row['unit']:3d} "

@@ -37,7 +37,7 @@ def main():
             runs = {}
             for features in ("vae", "pca"):
                 t0 = time.perf_counter()
-                sp = sort_spikes(path, band, features, work)
+                sp = sort_spikes(path, band, features, work, args.device)
                 runs[f"spikevae ({features})"] = (sp["timestamp"], sp["unit"], time.perf_counter() - t0)
             for peer in peers:
                 t0 = time.perf_counter()

@@ -21,6 +21,7 @@ def add_recording_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--bands", type=float, nargs="+", default=[250, 750, 250, 7500],
                     help="pairs of band edges in Hz")
     ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where spikevae trains and encodes")
 
 
 def bands(args: argparse.Namespace) -> list[tuple[float, float]]:
@@ -41,8 +42,8 @@ def recordings(args: argparse.Namespace):
                 shutil.rmtree(work, ignore_errors=True)
 
 
-def sort_spikes(path: Path, band, features: str, work: Path) -> dict:
-    """spikevae's sorting of ``path`` with default settings on the CPU: its ``spikes`` table."""
-    r = spikevae.sort(path, spikevae.SortConfig(band_hz=band, features=features, device="cpu"),
+def sort_spikes(path: Path, band, features: str, work: Path, device: str = "cpu") -> dict:
+    """spikevae's sorting of ``path`` with default settings on ``device``: its ``spikes`` table."""
+    r = spikevae.sort(path, spikevae.SortConfig(band_hz=band, features=features, device=device),
                       out=work / f"sv-{features}-{band[1]:g}")
     return spikevae.load_result(r.out)["spikes"]
