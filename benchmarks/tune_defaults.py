@@ -1,8 +1,9 @@
 """Choose the detection, β-VAE and clustering defaults by sorting accuracy on simulated ground truth.
 
 For each recording (setting × seed) and detection threshold, detects once, then for each
-variant embeds, clusters per electrode (for each --merge-overlaps), curates (burst merge, threshold-noise floor, for
-each --floor-ratios; also scored without) and scores against the ground truth (SpikeInterface conventions). A
+variant embeds, clusters per electrode (for each --merge-overlaps), splits look-alikes (for each
+--split-ratios; 0 = no split), curates (burst merge, threshold-noise floor, for each --floor-ratios; also
+scored without) and scores against the ground truth (SpikeInterface conventions). A
 per-electrode PCA(3) baseline runs in the same process on the same waveforms. Prints a
 table and writes JSON.
 
@@ -31,6 +32,7 @@ from spikevae.groundtruth import score
 from spikevae.model import VAEConfig
 from spikevae.reader import open_recording
 from spikevae.simulate import SETTINGS, SimulationConfig, simulate
+from spikevae.splitting import SplitParams, default_split_ratio, split_units
 from spikevae.train import encode, fit, pick_device
 
 VARIANTS = {
@@ -98,10 +100,13 @@ def main():
                     help="overlap above which mixture components become one unit (1 = no merging)")
     ap.add_argument("--floor-ratios", type=float, nargs="+", default=[CurationParams().floor_ratio],
                     help="curation floors (× threshold) to score, each besides the uncurated clustering")
+    ap.add_argument("--split-ratios", type=float, nargs="+",
+                    help="min_amplitude_ratio of the look-alike split; 0 = no split [default: the band's]")
     ap.add_argument("--scale", choices=["noise", "rms"], default="noise",
                     help="per-electrode scale of the network input: noise SD or the waveforms' RMS")
     ap.add_argument("--json", default="benchmarks/out/tune_defaults.json")
     args = ap.parse_args()
+    args.split_ratios = args.split_ratios or [default_split_ratio(args.band)]
     device = pick_device("auto")
     rows = []
     for setting in args.settings:
@@ -119,6 +124,7 @@ def main():
                 ts = np.asarray(found.store.column("timestamp"))
                 amp = np.asarray(found.store.column("amplitude"))
                 noise = found.noise.noise_uv
+                autocorr = dict(enumerate(found.noise.autocorr))
                 if args.scale == "rms":
                     noise = np.array([np.sqrt(np.mean(wf[el == c] ** 2)) if (el == c).any() else 1.0
                                       for c in range(len(noise))])
@@ -129,18 +135,23 @@ def main():
                     for mo in args.merge_overlaps:
                         params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims,
                                                      merge_overlap=mo)
-                        raw = cluster_all(feats, el, params, method=args.cluster)
-                        for floor in [None, *args.floor_ratios]:
+                        clustered = cluster_all(feats, el, params, method=args.cluster)
+                        split = {r: split_units(clustered, el, wf, amp, autocorr,
+                                                SplitParams(min_amplitude_ratio=r, enabled=r > 0))
+                                 for r in {0, *args.split_ratios}}
+                        for ratio, floor in [(0, None)] + [(r, f) for r in args.split_ratios for f in args.floor_ratios]:
                             curated = floor is not None
+                            raw = split[ratio]
                             unit = curate(raw, el, ts, amp, wf, found.threshold_uv, args.duration,
                                           CurationParams(floor_ratio=floor)) if curated else raw
                             s = score(gt, ts, unit)
                             row = {"setting": setting, "seed": seed, "band_hz": list(args.band),
                                    "threshold": threshold, "variant": name, "curated": curated, "floor_ratio": floor,
+                                   "split_ratio": ratio,
                                    "min_spikes": ms, "merge_overlap": mo, "seconds": round(seconds, 1),
                                    **s.summary(gt.unit_snr)}
                             rows.append(row)
-                            print(f"  {name:34s} {f'floor {floor:<4g}' if curated else 'raw       '} ms={ms:<3d} overlap={mo:<4g} "
+                            print(f"  {name:34s} {f'split {ratio:<4g} floor {floor:<4g}' if curated else 'raw                  '} ms={ms:<3d} overlap={mo:<4g} "
                                   f"well={row['well_detected']:3d}/{row['true_units']}  "
                                   f"acc={row['mean_accuracy']:.3f}  "
                                   f"well(snr≥5)={row['well_detected_snr_ge_5']}/{row['true_units_snr_ge_5']}  "

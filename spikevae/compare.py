@@ -26,6 +26,7 @@ from .model import VAEConfig
 from .output import check_out, default_out, load_result, staged_folder, write_json
 from .pipeline import embed, label_units, sort
 from .progress import Reporter
+from .splitting import SplitParams
 from .store import groups
 from .train import pick_device
 
@@ -54,6 +55,7 @@ def _config_from_run(run: dict) -> SortConfig:
     c["vae"] = VAEConfig(**c["vae"])
     c["cluster"] = ClusterParams(**c["cluster"])
     c["curation"] = CurationParams(**c.get("curation", {}))
+    c["split"] = SplitParams(**c["split"]) if "split" in c else SplitParams(enabled=False)  # results made before it
     return SortConfig(**c)
 
 
@@ -169,6 +171,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     electrode = np.array([channel[int(e)] for e in spikes["electrode_id"]], np.int64)
     noise = np.array([run["noise_uv"][str(e)] for e in electrode_ids])
     threshold = np.array([run["threshold_uv"][str(e)] for e in electrode_ids])
+    autocorr = {channel[int(e)]: np.array(a) for e, a in run.get("noise_autocorr", {}).items()}
     waveforms = np.load(result_dir / "spike_waveforms.npy", mmap_mode="r")
     timestamps, amplitude = spikes["timestamp"], spikes["amplitude_uv"]
     duration = run["input"]["duration_s"]
@@ -176,7 +179,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     def clustered(name, features, history):
         space = np.zeros((len(features), cfg.cluster.n_dims))
         unit, table = label_units(features, electrode, np.array(electrode_ids), waveforms, timestamps, amplitude,
-                                  noise, threshold, duration, cfg, rep, space_out=space)
+                                  noise, threshold, autocorr, duration, cfg, rep, space_out=space)
         return FeatureSorting(name=name, unit=unit, space=space, table=table, history=history)
 
     main_name = run.get("features", "vae")

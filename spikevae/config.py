@@ -7,6 +7,7 @@ from .clustering import ClusterParams
 from .curation import CurationParams
 from .detection import DetectionParams, default_threshold
 from .model import VAEConfig
+from .splitting import SplitParams, default_split_ratio
 
 
 @dataclass
@@ -22,11 +23,15 @@ class SortConfig:
     detection: DetectionParams = field(default_factory=DetectionParams)
     vae: VAEConfig = field(default_factory=VAEConfig)
     cluster: ClusterParams = field(default_factory=ClusterParams)
+    split: SplitParams = field(default_factory=SplitParams)
     curation: CurationParams = field(default_factory=CurationParams)
 
     def __post_init__(self):
-        if self.detection.threshold is None:  # resolved here so that run.json records the number
+        # Band defaults resolved here so that run.json records the numbers.
+        if self.detection.threshold is None:
             self.detection = replace(self.detection, threshold=default_threshold(self.band_hz))
+        if self.split.min_amplitude_ratio is None:
+            self.split = replace(self.split, min_amplitude_ratio=default_split_ratio(self.band_hz))
 
     def to_dict(self) -> dict:
         return asdict(self)

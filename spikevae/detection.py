@@ -5,13 +5,15 @@ Noise per electrode is the median absolute deviation of the filtered signal (med
 beyond ``threshold × noise`` that is the largest within ± the dead time; its waveform is
 cut with the extremum at ``align_sample``. Events that appear on many electrodes at once
 (the common-mode transients Utah arrays are known for) and events of impossible amplitude
-are rejected and counted.
+are rejected and counted. The same windows give each electrode's noise autocorrelation
+(samples near crossings left out), with which ``splitting`` whitens waveforms.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 
 from .errors import SpikevaeError
 from .filtering import BandpassFilter, Chunk
@@ -45,6 +47,7 @@ class DetectionParams:
 class NoiseEstimate:
     noise_uv: np.ndarray              # robust SD of the filtered signal, per electrode
     skipped: dict[int, str]           # channel index → why it is not sorted (flat, saturated)
+    autocorr: np.ndarray | None = None  # (channels, lags) of the noise, lag 0 = 1; None: not measured
 
 
 @dataclass
@@ -61,21 +64,35 @@ def spike_store(folder, n_samples: int) -> SpikeStore:
                                "amplitude": (np.float32, ()), "waveform": (np.float32, (n_samples,))})
 
 
-def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 1.0) -> NoiseEstimate:
-    """Robust noise SD per electrode from windows spread over every segment; flags flat and
-    saturated electrodes."""
+def noise_autocorr(y: np.ndarray, sd: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of x(t)·x(t+k) and their counts for k < ``lags`` over the samples of ``y`` (channels,
+    n) farther than ``lags`` from any excursion beyond 3 SD, so that spikes do not count as noise."""
+    quiet = maximum_filter1d(np.abs(y) > 3 * sd[:, None], 2 * lags + 1, axis=1) == 0
+    x = np.where(quiet, y / np.maximum(sd, 1e-9)[:, None], 0.0)
+    nfft = 1 << int(np.ceil(np.log2(y.shape[1] + lags)))
+    corr = [np.fft.irfft(np.abs(np.fft.rfft(v, nfft, axis=1)) ** 2, nfft, axis=1)[:, :lags] for v in (x, quiet)]
+    return corr[0], corr[1]
+
+
+def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 1.0, lags: int = 48) -> NoiseEstimate:
+    """Robust noise SD and autocorrelation (``lags`` lags) per electrode from windows spread
+    over every segment; flags flat and saturated electrodes."""
     rec = filt.recording
     win = int(window_s * TICKS_PER_SECOND)
     sizes = np.array([s.n_samples for s in rec.segments])
     total = sizes.sum()
     starts = np.unique(np.linspace(0, max(total - win, 0), n_windows).astype(np.int64))
     mads, railed, n_raw = [], np.zeros(rec.n_channels), 0
+    products, counts = np.zeros((rec.n_channels, lags)), np.zeros((rec.n_channels, lags))
     edges = np.cumsum(sizes)
     for g in starts:
         seg = int(np.searchsorted(edges, g, side="right"))
         a = int(g - (edges[seg] - sizes[seg]))
         b = min(a + win, int(sizes[seg]))
-        mads.append(np.median(np.abs(filt.filter_range(seg, a, b)), axis=1) / 0.6745)
+        y = filt.filter_range(seg, a, b)
+        mads.append(np.median(np.abs(y), axis=1) / 0.6745)
+        p, c = noise_autocorr(y, mads[-1], lags)
+        products, counts = products + p, counts + c
         raw = rec.read_raw(seg, a, b)
         railed += (np.abs(raw.astype(np.int32)) >= RAIL).sum(axis=1)
         n_raw += raw.shape[1]
@@ -86,7 +103,10 @@ def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 
             skipped[ch] = "flat (no signal)"
         elif railed[ch] > 0.01 * n_raw:
             skipped[ch] = f"saturated ({100 * railed[ch] / n_raw:.0f}% of samples at the rail)"
-    return NoiseEstimate(noise_uv=noise, skipped=skipped)
+    autocorr = products / np.maximum(counts, 1)
+    autocorr = autocorr / np.where(autocorr[:, :1] > 0, autocorr[:, :1], 1.0)
+    # Rounded as run.json stores it, so that `compare` re-splits exactly as `sort` did.
+    return NoiseEstimate(noise_uv=noise, skipped=skipped, autocorr=autocorr.round(4))
 
 
 def local_maxima(s: np.ndarray, thr: np.ndarray, dead: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +198,7 @@ def detect(filt: BandpassFilter, params: DetectionParams, folder, progress=None)
     """Estimate noise, then stream detection over the whole recording into ``folder``."""
     if params.threshold is None:
         params = replace(params, threshold=default_threshold(filt.band_hz))
-    noise = estimate_noise(filt)
+    noise = estimate_noise(filt, lags=params.n_samples)
     store = spike_store(folder, params.n_samples)
     try:
         counts = Detector(params, noise).run(filt, store, progress)

@@ -1,5 +1,6 @@
 """``sort``: a Blackrock recording in, a result folder out. Each step lives in its own module:
-reader → filtering → detection → features (β-VAE or a baseline) → clustering → output.
+reader → filtering → detection → features (β-VAE or a baseline) → clustering → splitting →
+curation → output.
 ``embed`` and ``label_units`` are the steps after detection, shared with ``compare``."""
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .nev import read_nev_spikes
 from .output import default_out, save_npy, save_npz, staged_folder, write_json, write_units_csv
 from .progress import Reporter
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
+from .splitting import split_units
 from .train import TrainedModel, pick_device
 
 MIN_TRAIN_SPIKES = 200
@@ -68,13 +70,18 @@ def embed(extractor, waveforms, electrode, noise_uv, out: np.ndarray, rep: Repor
 
 
 def label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv, threshold_uv,
-                duration_s: float, cfg: SortConfig, rep: Reporter,
+                noise_autocorr: dict, duration_s: float, cfg: SortConfig, rep: Reporter,
                 space_out: np.ndarray | None = None
                 ) -> tuple[np.ndarray, UnitTable]:
-    """Cluster every electrode, curate the clusters and describe the units found."""
+    """Cluster every electrode, split look-alikes, curate the units and describe them;
+    ``noise_autocorr`` maps a channel index to its noise autocorrelation."""
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     with rep.bar("cluster", n_el, unit="electrode") as up:
         unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space_out)
+    if cfg.split.enabled:
+        with rep.bar("split", n_el, unit="electrode") as up:
+            unit = split_units(unit, electrode, waveforms, amplitude, noise_autocorr, cfg.split, cfg.seed,
+                               progress=up)
     unit = curate(unit, electrode, timestamps, amplitude, waveforms, threshold_uv, duration_s, cfg.curation)
     return unit, unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
                             duration_s, cfg.detection.align_sample)
@@ -118,8 +125,9 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         features = store.create("features", np.float32, (extractor.dim,))
         seconds.update(embed(extractor, waveforms, electrode, noise, features, rep))
         t0 = time.perf_counter()
+        autocorr = dict(enumerate(found.noise.autocorr)) if found.noise.autocorr is not None else {}
         unit, table = label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise,
-                                  found.threshold_uv, duration_s, cfg, rep)
+                                  found.threshold_uv, autocorr, duration_s, cfg, rep)
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -151,6 +159,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             "device": str(device), "platform": platform.platform(),
             "noise_uv": dict(zip(electrode_ids.tolist(), noise.round(3).tolist())),
             "threshold_uv": dict(zip(electrode_ids.tolist(), found.threshold_uv.round(3).tolist())),
+            "noise_autocorr": {int(electrode_ids[c]): a.tolist() for c, a in autocorr.items()},
             "skipped_electrodes": {int(electrode_ids[c]): w for c, w in found.noise.skipped.items()},
             "seconds": seconds, "counts": counts, "training_history": extractor.history,
         })

@@ -1,0 +1,116 @@
+"""After clustering: split units that hold two look-alike neurons of different size.
+
+Two neurons on one electrode with nearly the same shape (mean waveforms correlating at
+0.96–0.99) and troughs 10–40 % apart land in one cluster of the feature space: the β-VAE,
+trained on every electrode at once, and PCA both spend their few dimensions on the shapes
+that differ between electrodes. The difference is still in the waveforms, but hidden by the
+band-passed noise, which is strongly correlated from sample to sample. So each unit is
+tested again in its own space: its waveforms whitened by the electrode's noise
+autocorrelation, reduced to ``n_dims`` principal axes, and fitted with one and with two
+Gaussians. The unit is split when BIC prefers two, the two overlap little (as in
+clustering's merge rule), each keeps ``min_spikes``, and their median troughs differ by
+at least ``min_amplitude_ratio``. The last condition keeps one neuron whole: whitening
+also brings out the jitter of trough alignment, which cuts one neuron into two halves of equal size
+that BIC alone would accept. Pieces are tested again, up to ``max_units`` per unit.
+Burst pieces split here are rejoined by curation, which runs next.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import toeplitz
+from sklearn.decomposition import PCA
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
+
+from .clustering import UNSORTED
+from .store import groups
+
+
+def default_split_ratio(band_hz) -> float:
+    """Least ratio of the two pieces' median troughs, chosen on ground truth for the band
+    (benchmarks/RESULTS.md, 6 recordings per band): 1.2 for a narrow band like the default
+    250–750 Hz (89 well-detected units, 2 false-positive units; 1.1: 89 and 6; no split: 87
+    and 0), 1.1 for a wide one like 250–7500 Hz (221 and 14; 1.2: 218 and 9; no split: 201)."""
+    return 1.2 if band_hz[1] <= 1000 else 1.1
+
+
+@dataclass
+class SplitParams:
+    min_amplitude_ratio: float | None = None  # None = default_split_ratio of the band
+    n_dims: int = 3
+    max_overlap: float = 0.25          # shared posterior mass, as clustering's merge_overlap
+    min_spikes: int = 15               # as clustering's
+    max_units: int = 4                 # pieces one unit may end in
+    max_fit: int = 2_000
+    shrinkage: float = 0.05            # added to the noise covariance's eigenvalues, × their mean
+    enabled: bool = True
+
+
+def whitener(autocorr: np.ndarray | None, n_samples: int, shrinkage: float) -> np.ndarray:
+    """Matrix that makes the electrode's noise white, from its autocorrelation (lags 0..n−1);
+    the identity when none was measured (spikes cut by the recording system)."""
+    if autocorr is None:
+        return np.eye(n_samples)
+    lam, v = np.linalg.eigh(toeplitz(autocorr[:n_samples]))
+    lam = np.clip(lam, 0, None)
+    return (v / np.sqrt(lam + shrinkage * lam.mean())) @ v.T
+
+
+def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np.ndarray | None:
+    """Boolean mask of one of two groups in whitened waveforms ``x``, or None to keep them whole."""
+    rng = np.random.default_rng(seed)
+    fit = rng.choice(len(x), p.max_fit, replace=False) if len(x) > p.max_fit else np.arange(len(x))
+    pca = PCA(min(p.n_dims, x.shape[1]), random_state=seed).fit(x[fit])
+    z = pca.transform(x) / (np.sqrt(pca.explained_variance_[0]) or 1.0)
+    one = GaussianMixture(1, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z[fit])
+    two = GaussianMixture(2, covariance_type="full", reg_covar=1e-4, random_state=seed, n_init=2).fit(z[fit])
+    if two.bic(z[fit]) >= one.bic(z[fit]):
+        return None
+    post = two.predict_proba(z[fit])
+    if np.minimum(post[:, 0], post[:, 1]).sum() > p.max_overlap * post.sum(axis=0).min():
+        return None
+    side = two.predict(z) == 1
+    if min(side.sum(), (~side).sum()) < p.min_spikes:
+        return None
+    a, b = np.median(amp[side]), np.median(amp[~side])
+    return side if max(a, b) >= p.min_amplitude_ratio * min(a, b) else None
+
+
+def split_units(unit: np.ndarray, electrode: np.ndarray, waveforms, amplitude, autocorr: dict,
+                params: SplitParams, seed: int = 0, progress=None) -> np.ndarray:
+    """Unit ids after splitting (new units numbered after the existing ones; −1 stays);
+    ``autocorr`` maps a channel index to its noise autocorrelation (or None)."""
+    unit = np.asarray(unit).copy()
+    if not params.enabled:
+        return unit
+    if params.min_amplitude_ratio is None:
+        raise ValueError("SplitParams.min_amplitude_ratio is unset: take default_split_ratio(band_hz)")
+    next_id = unit.max(initial=-1) + 1
+    with threadpool_limits(1):  # small matrices: threads cost more than they gain (see clustering)
+        for ch, idx in groups(electrode).items():
+            lab = unit[idx]
+            ids = np.unique(lab[lab != UNSORTED])
+            if progress is not None:
+                progress(1)
+            if not len(ids):
+                continue
+            wf = np.asarray(waveforms[idx], dtype=np.float64)
+            x = wf @ whitener(autocorr.get(ch), wf.shape[1], params.shrinkage)
+            amp = np.abs(np.asarray(amplitude[idx]))
+            for u in ids:
+                todo, pieces = [np.flatnonzero(lab == u)], 1
+                while todo and pieces < params.max_units:
+                    m = todo.pop()
+                    if len(m) < 2 * params.min_spikes:
+                        continue
+                    side = _two_groups(x[m], amp[m], params, seed)
+                    if side is None:
+                        continue
+                    lab[m[side]] = next_id
+                    next_id += 1
+                    pieces += 1
+                    todo += [m[~side], m[side]]
+            unit[idx] = lab
+    return unit
