@@ -139,7 +139,8 @@ def main():
                         split = {r: split_units(clustered, el, wf, amp, autocorr,
                                                 SplitParams(min_amplitude_ratio=r, enabled=r > 0))
                                  for r in {0, *args.split_ratios}}
-                        for ratio, floor in [(0, None)] + [(r, f) for r in args.split_ratios for f in args.floor_ratios]:
+                        combos = [(r, f) for r in args.split_ratios for f in args.floor_ratios]
+                        for ratio, floor in [(0, None)] + combos:
                             curated = floor is not None
                             raw = split[ratio]
                             unit = curate(raw, el, ts, amp, wf, found.threshold_uv, args.duration,
@@ -151,7 +152,8 @@ def main():
                                    "min_spikes": ms, "merge_overlap": mo, "seconds": round(seconds, 1),
                                    **s.summary(gt.unit_snr)}
                             rows.append(row)
-                            print(f"  {name:34s} {f'split {ratio:<4g} floor {floor:<4g}' if curated else 'raw                  '} ms={ms:<3d} overlap={mo:<4g} "
+                            how = f"split {ratio:<4g} floor {floor:<4g}" if curated else "raw"
+                            print(f"  {name:34s} {how:21s} ms={ms:<3d} overlap={mo:<4g} "
                                   f"well={row['well_detected']:3d}/{row['true_units']}  "
                                   f"acc={row['mean_accuracy']:.3f}  "
                                   f"well(snr≥5)={row['well_detected_snr_ge_5']}/{row['true_units_snr_ge_5']}  "

@@ -77,7 +77,8 @@ def noise_autocorr(y: np.ndarray, sd: np.ndarray, lags: int) -> tuple[np.ndarray
     return corr[0], corr[1]
 
 
-def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 1.0, lags: int = 48) -> NoiseEstimate:
+def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 1.0,
+                   lags: int = 48) -> NoiseEstimate:
     """Robust noise SD and autocorrelation (``lags`` lags) per electrode from windows spread
     over every segment; flags flat and saturated electrodes."""
     rec = filt.recording

@@ -10,8 +10,9 @@ autocorrelation, reduced to ``n_dims`` principal axes, and fitted with one and w
 Gaussians. The unit is split when BIC prefers two, the two overlap little (as in
 clustering's merge rule), each keeps ``min_spikes``, and their median troughs differ by
 at least ``min_amplitude_ratio``. The last condition keeps one neuron whole: whitening
-also brings out the jitter of trough alignment, which cuts one neuron into two halves of equal size
-that BIC alone would accept. Pieces are tested again, up to ``max_units`` per unit.
+also brings out the jitter of trough alignment, which cuts one neuron into two halves of
+equal size that BIC alone would accept. Pieces are tested again, up to ``max_units`` per
+unit.
 Burst pieces split here are rejoined by curation, which runs next.
 """
 from __future__ import annotations
