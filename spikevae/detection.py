@@ -77,6 +77,12 @@ def noise_autocorr(y: np.ndarray, sd: np.ndarray, lags: int) -> tuple[np.ndarray
     return corr[0], corr[1]
 
 
+def autocorr_from_sums(products: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Autocorrelation (lag 0 = 1) from ``noise_autocorr``'s sums and counts."""
+    autocorr = products / np.maximum(counts, 1)
+    return autocorr / np.where(autocorr[:, :1] > 0, autocorr[:, :1], 1.0)
+
+
 def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 1.0,
                    lags: int = 48) -> NoiseEstimate:
     """Robust noise SD and autocorrelation (``lags`` lags) per electrode from windows spread
@@ -107,10 +113,8 @@ def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 
             skipped[ch] = "flat (no signal)"
         elif railed[ch] > 0.01 * n_raw:
             skipped[ch] = f"saturated ({100 * railed[ch] / n_raw:.0f}% of samples at the rail)"
-    autocorr = products / np.maximum(counts, 1)
-    autocorr = autocorr / np.where(autocorr[:, :1] > 0, autocorr[:, :1], 1.0)
     # Rounded as run.json stores it, so that `compare` re-splits exactly as `sort` did.
-    return NoiseEstimate(noise_uv=noise, skipped=skipped, autocorr=autocorr.round(4))
+    return NoiseEstimate(noise_uv=noise, skipped=skipped, autocorr=autocorr_from_sums(products, counts).round(4))
 
 
 def local_maxima(s: np.ndarray, thr: np.ndarray, dead: int) -> tuple[np.ndarray, np.ndarray]:

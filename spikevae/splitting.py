@@ -65,11 +65,12 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np
     fit = rng.choice(len(x), p.max_fit, replace=False) if len(x) > p.max_fit else np.arange(len(x))
     pca = PCA(min(p.n_dims, x.shape[1]), random_state=seed).fit(x[fit])
     z = pca.transform(x) / (np.sqrt(pca.explained_variance_[0]) or 1.0)
-    one = GaussianMixture(1, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z[fit])
-    two = GaussianMixture(2, covariance_type="full", reg_covar=1e-4, random_state=seed, n_init=2).fit(z[fit])
-    if two.bic(z[fit]) >= one.bic(z[fit]):
+    zf = z[fit]
+    one = GaussianMixture(1, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(zf)
+    two = GaussianMixture(2, covariance_type="full", reg_covar=1e-4, random_state=seed, n_init=2).fit(zf)
+    if two.bic(zf) >= one.bic(zf):
         return None
-    post = two.predict_proba(z[fit])
+    post = two.predict_proba(zf)
     if np.minimum(post[:, 0], post[:, 1]).sum() > p.max_overlap * post.sum(axis=0).min():
         return None
     side = two.predict(z) == 1

@@ -6,7 +6,7 @@ import pytest
 from scipy import signal
 
 from spikevae.config import SortConfig
-from spikevae.detection import estimate_noise, noise_autocorr
+from spikevae.detection import autocorr_from_sums, estimate_noise, noise_autocorr
 from spikevae.filtering import BandpassFilter
 from spikevae.reader import open_recording
 from spikevae.splitting import split_units
@@ -35,8 +35,7 @@ def _coloured_noise(rng, n):
     sos = signal.butter(4, (250, 7500), btype="bandpass", fs=30_000, output="sos")
     x = signal.sosfiltfilt(sos, rng.standard_normal(n * N + 2000))[1000:-1000]
     x /= x.std()
-    products, counts = noise_autocorr(x[None], np.ones(1), N)
-    return x.reshape(n, N), {0: (products / counts / (products[:, :1] / counts[:, :1]))[0]}
+    return x.reshape(n, N), {0: autocorr_from_sums(*noise_autocorr(x[None], np.ones(1), N))[0]}
 
 
 @pytest.mark.parametrize("band", [(250, 750), (250, 7500)])
