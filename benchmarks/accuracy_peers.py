@@ -1,11 +1,14 @@
 """Accuracy against ground truth: spikevae (VAE and PCA) and peers run through SpikeInterface.
 
 Each simulated recording (each of --settings and --seeds, each band) is sorted by spikevae
-with the β-VAE and with PCA features, and by MountainSort5 and Tridesclous2 (when installed;
-see peers.py) with one job each. Every sorting is scored by the same code (SpikeInterface's conventions; tests/test_compare.py checks it against
+with the β-VAE and with PCA features, once per --sort-seeds (how far the counts move with
+the network's and the mixtures' initialisation), and by MountainSort5 and Tridesclous2 (when
+installed; see peers.py) with one job each. Every sorting is scored by the same code
+(SpikeInterface's conventions; tests/test_compare.py checks it against
 spikeinterface.comparison). Prints a table and writes JSON.
 
     python benchmarks/accuracy_peers.py --electrodes 32 --duration 60 --seeds 1 2 --bands 250 750 250 7500
+    python benchmarks/accuracy_peers.py --peers --sort-seeds 0 1 2     # spikevae alone, three seeds
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ def main():
     ap = argparse.ArgumentParser()
     add_recording_options(ap)
     ap.add_argument("--peers", nargs="*", default=["mountainsort5", "tridesclous2"])
+    ap.add_argument("--sort-seeds", type=int, nargs="+", default=[0],
+                    help="spikevae sorts each recording once per seed (network and mixture initialisation)")
     ap.add_argument("--json", default="benchmarks/out/accuracy_peers.json")
     args = ap.parse_args()
     import spikeinterface.sorters as ss
@@ -36,27 +41,34 @@ def main():
         for band in bands(args):
             runs = {}
             for features in ("vae", "pca"):
-                t0 = time.perf_counter()
-                sp = sort_spikes(path, band, features, work, args.device)
-                runs[f"spikevae ({features})"] = (sp["timestamp"], sp["unit"], time.perf_counter() - t0)
+                for sort_seed in args.sort_seeds:
+                    t0 = time.perf_counter()
+                    sp = sort_spikes(path, band, features, work, args.device, sort_seed)
+                    runs[f"spikevae ({features})", sort_seed] = (sp["timestamp"], sp["unit"], time.perf_counter() - t0)
             for peer in peers:
                 t0 = time.perf_counter()
                 try:
                     ts, un = run_peer(peer, path, band, work)
-                    runs[peer] = (ts, un, time.perf_counter() - t0)
+                    runs[peer, None] = (ts, un, time.perf_counter() - t0)
                 except Exception as exc:  # a peer that fails is reported, not fatal
                     print(f"  {peer} failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
-            for name, (ts, un, sec) in runs.items():
+            for (name, sort_seed), (ts, un, sec) in runs.items():
                 s = score(gt, ts, un).summary(gt.unit_snr)
                 row = {"setting": setting, "seed": seed, "band_hz": list(band), "sorter": name,
-                       "seconds": round(sec, 1), **s}
+                       "sort_seed": sort_seed, "seconds": round(sec, 1), **s}
                 rows.append(row)
-                print(f"{setting:8s} seed {seed} {band[0]:g}-{band[1]:g} Hz  {name:22s} "
+                label = name if sort_seed is None else f"{name} s{sort_seed}"
+                print(f"{setting:8s} seed {seed} {band[0]:g}-{band[1]:g} Hz  {label:22s} "
                       f"true={s['true_units']:3d} well={s['well_detected']:3d} acc={s['mean_accuracy']:.3f} "
                       f"prec={s['mean_precision']:.3f} rec={s['mean_recall']:.3f} "
                       f"fp_units={s['false_positive_units']:3d} {sec:6.1f}s", flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))
+    print("well detected over all runs:")
+    for name in dict.fromkeys(r["sorter"] for r in rows):
+        for sort_seed in dict.fromkeys(r["sort_seed"] for r in rows if r["sorter"] == name):
+            total = sum(r["well_detected"] for r in rows if r["sorter"] == name and r["sort_seed"] == sort_seed)
+            print(f"  {name}{'' if sort_seed is None else f' (sort seed {sort_seed})'}: {total}")
 
 
 if __name__ == "__main__":

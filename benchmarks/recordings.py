@@ -42,8 +42,8 @@ def recordings(args: argparse.Namespace):
                 shutil.rmtree(work, ignore_errors=True)
 
 
-def sort_spikes(path: Path, band, features: str, work: Path, device: str = "cpu") -> dict:
+def sort_spikes(path: Path, band, features: str, work: Path, device: str = "cpu", seed: int = 0) -> dict:
     """spikevae's sorting of ``path`` with default settings on ``device``: its ``spikes`` table."""
-    r = spikevae.sort(path, spikevae.SortConfig(band_hz=band, features=features, device=device),
-                      out=work / f"sv-{features}-{band[1]:g}")
+    r = spikevae.sort(path, spikevae.SortConfig(band_hz=band, features=features, device=device, seed=seed),
+                      out=work / f"sv-{features}-{band[1]:g}-{seed}")
     return spikevae.load_result(r.out)["spikes"]
