@@ -69,11 +69,12 @@ def noise_autocorr(y: np.ndarray, sd: np.ndarray, lags: int) -> tuple[np.ndarray
     """Sums of x(t)·x(t+k) and their counts for k < ``lags`` over the samples of ``y`` (channels,
     n) farther than ``lags`` from any excursion beyond 3 SD, so that spikes do not count as noise."""
     quiet = maximum_filter1d(np.abs(y) > 3 * sd[:, None], 2 * lags + 1, axis=1) == 0
-    x = np.where(quiet, y / np.maximum(sd, 1e-9)[:, None], 0.0)
-    nfft = 1 << int(np.ceil(np.log2(y.shape[1] + lags)))
-    # scipy's FFT on all cores: the same numbers as numpy's, 2× faster (12 windows × 96 electrodes: 1 s)
+    x = np.where(quiet, y / np.maximum(sd, 1e-9)[:, None], 0).astype(np.float32)
+    nfft = fft.next_fast_len(y.shape[1] + lags, real=True)
+    # float32 FFTs on all cores (12 windows × 96 electrodes: 0.8 s, float64: 1.3 s); the
+    # autocorrelation is kept to 4 decimals, float32 is good to 1e-6
     corr = [fft.irfft(np.abs(fft.rfft(v, nfft, axis=1, workers=-1)) ** 2, nfft, axis=1, workers=-1)[:, :lags]
-            for v in (x, quiet)]
+            for v in (x, quiet.astype(np.float32))]
     return corr[0], corr[1]
 
 
@@ -123,12 +124,15 @@ def local_maxima(s: np.ndarray, thr: np.ndarray, dead: int) -> tuple[np.ndarray,
 
     Only above-threshold local maxima are candidates (a larger sample nearby would itself be
     above threshold), so the dead time is enforced among a few candidates rather than by a
-    maximum filter over every sample: ~10× less work on 96-channel chunks."""
-    x = s[:, 1:-1]
-    cand = (x >= thr[:, None]) & (x > s[:, :-2]) & (x >= s[:, 2:])
-    ch, pos = np.nonzero(cand)
-    pos = pos + 1
+    maximum filter over every sample: ~10× less work on 96-channel chunks. One pass over the
+    chunk finds the samples above threshold (a few in a thousand); the rest looks at those
+    alone (1D ``flatnonzero`` is 4× faster than 2D ``nonzero``)."""
+    above = s >= thr[:, None]
+    above[:, [0, -1]] = False
+    ch, pos = np.divmod(np.flatnonzero(above), s.shape[1])
     val = s[ch, pos]
+    peak = (val > s[ch, pos - 1]) & (val >= s[ch, pos + 1])
+    ch, pos, val = ch[peak], pos[peak], val[peak]
     keep = np.ones(len(pos), bool)
     for k in range(1, dead + 1):  # neighbours k candidates apart, while any is within the dead time
         near = (ch[k:] == ch[:-k]) & (pos[k:] - pos[:-k] <= dead)

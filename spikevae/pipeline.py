@@ -189,11 +189,8 @@ def open_source(path: Path, cfg: SortConfig) -> Source:
     filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
 
     def acquire(folder, rep):
-        try:
-            with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
-                return detect(filt, det, folder, progress=up)
-        finally:
-            filt.close()
+        with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
+            return detect(filt, det, folder, progress=up)
 
     info = {"path": str(rec.path.resolve()), "name": rec.path.name, "bytes": rec.path.stat().st_size,
             "checksum": file_checksum(rec.path), "file_spec": rec.file_spec, "electrodes": rec.electrode_ids,
