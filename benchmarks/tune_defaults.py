@@ -46,6 +46,7 @@ VARIANTS = {
     "C_max 30": dict(c_max=30.0),
     "beta 5": dict(beta=5.0),
     "90 steps": dict(steps=90),
+    "45 steps": dict(steps=45),
     "plain AE": dict(variational=False, beta=0.0),
     "latent 2, C 2": dict(latent_dim=2, c_max=2.0),
     "latent 2, C 4": dict(latent_dim=2, c_max=4.0),
@@ -104,6 +105,8 @@ def main():
                     help="min_amplitude_ratio of the look-alike split; 0 = no split [default: the band's]")
     ap.add_argument("--scale", choices=["noise", "rms"], default="noise",
                     help="per-electrode scale of the network input: noise SD or the waveforms' RMS")
+    ap.add_argument("--fit-seeds", type=int, nargs="+", default=[0],
+                    help="seeds of the network's training and the mixtures (as `sort --seed`), each run once")
     ap.add_argument("--json", default="benchmarks/out/tune_defaults.json")
     args = ap.parse_args()
     args.split_ratios = args.split_ratios or [default_split_ratio(args.band)]
@@ -131,13 +134,13 @@ def main():
                 print(f"{setting} seed {seed}, threshold {threshold:g}: {len(gt.unit_electrode)} true units "
                       f"({(gt.unit_snr >= 5).sum()} with SNR ≥ 5), {len(wf)} spikes", flush=True)
 
-                def record(name, feats, seconds, ms):
+                def record(name, feats, seconds, ms, fit_seed):
                     for mo in args.merge_overlaps:
                         params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims,
                                                      merge_overlap=mo)
-                        clustered = cluster_all(feats, el, params, method=args.cluster)
+                        clustered = cluster_all(feats, el, params, fit_seed, method=args.cluster)
                         split = {r: split_units(clustered, el, wf, amp, autocorr,
-                                                SplitParams(min_amplitude_ratio=r, enabled=r > 0))
+                                                SplitParams(min_amplitude_ratio=r, enabled=r > 0), fit_seed)
                                  for r in {0, *args.split_ratios}}
                         combos = [(r, f) for r in args.split_ratios for f in args.floor_ratios]
                         for ratio, floor in [(0, None)] + combos:
@@ -148,12 +151,12 @@ def main():
                             s = score(gt, ts, unit)
                             row = {"setting": setting, "seed": seed, "band_hz": list(args.band),
                                    "threshold": threshold, "variant": name, "curated": curated, "floor_ratio": floor,
-                                   "split_ratio": ratio,
+                                   "split_ratio": ratio, "fit_seed": fit_seed,
                                    "min_spikes": ms, "merge_overlap": mo, "seconds": round(seconds, 1),
                                    **s.summary(gt.unit_snr)}
                             rows.append(row)
                             how = f"split {ratio:<4g} floor {floor:<4g}" if curated else "raw"
-                            print(f"  {name:34s} {how:21s} ms={ms:<3d} overlap={mo:<4g} "
+                            print(f"  {name:34s} s{fit_seed} {how:21s} ms={ms:<3d} overlap={mo:<4g} "
                                   f"well={row['well_detected']:3d}/{row['true_units']}  "
                                   f"acc={row['mean_accuracy']:.3f}  "
                                   f"well(snr≥5)={row['well_detected_snr_ge_5']}/{row['true_units_snr_ge_5']}  "
@@ -162,18 +165,19 @@ def main():
 
                 t0 = time.perf_counter()
                 pf = pca_features(wf, el)
-                for ms in args.min_spikes:
-                    record("PCA(3) per electrode", pf, time.perf_counter() - t0, ms)
-                for name in args.variants:
-                    cfg = dataclasses.replace(VAEConfig(), **VARIANTS[name])
-                    t0 = time.perf_counter()
-                    model = fit(wf, el, noise, cfg, device, seed=0)
-                    lat = encode(model, wf, el, noise, np.zeros((len(wf), cfg.latent_dim), np.float32))
-                    if args.recon:
-                        with torch.no_grad():
-                            lat = model.net.decoder(torch.as_tensor(lat)).numpy()
+                for fit_seed in args.fit_seeds:
                     for ms in args.min_spikes:
-                        record(name, lat, time.perf_counter() - t0, ms)
+                        record("PCA(3) per electrode", pf, time.perf_counter() - t0, ms, fit_seed)
+                    for name in args.variants:
+                        cfg = dataclasses.replace(VAEConfig(), **VARIANTS[name])
+                        t0 = time.perf_counter()
+                        model = fit(wf, el, noise, cfg, device, seed=fit_seed)
+                        lat = encode(model, wf, el, noise, np.zeros((len(wf), cfg.latent_dim), np.float32))
+                        if args.recon:
+                            with torch.no_grad():
+                                lat = model.net.decoder(torch.as_tensor(lat)).numpy()
+                        for ms in args.min_spikes:
+                            record(name, lat, time.perf_counter() - t0, ms, fit_seed)
             shutil.rmtree(tmp, ignore_errors=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=1))

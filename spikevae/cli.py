@@ -57,7 +57,7 @@ _SETTINGS = [
     click.option("--latent-dim", type=int, help="β-VAE latent size."),
     click.option("--beta", type=float, help="Weight of |KL − C|."),
     click.option("--c-max", type=float, help="Final capacity C in nats."),
-    click.option("--steps", type=int, help="Training steps (batches of 512) [default: 180]."),
+    click.option("--steps", type=int, help="Training steps (batches of 512) [default: 90]."),
     click.option("--max-train", type=int, help="Most waveforms used for training (balanced across electrodes)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
     click.option("--seed", type=int, default=0, show_default=True, help="Makes CPU runs reproducible bit for bit."),

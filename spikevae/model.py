@@ -27,7 +27,7 @@ class VAEConfig:
     c_max: float = 15.0        # final capacity in nats
     anneal_fraction: float = 0.8  # share of the steps over which C rises linearly from 0 to c_max
     variational: bool = True   # False: z = μ, no KL term (the plain AE)
-    steps: int = 180           # optimiser steps, whatever the data size: longer training over-splits
+    steps: int = 90            # optimiser steps, whatever the data size: longer training over-splits
     batch_size: int = 512
     lr: float = 1e-3           # Adam; the workshop's 1e-2 destabilised training
     max_train: int = 60_000    # waveforms drawn (balanced across electrodes) for training
