@@ -48,10 +48,9 @@ class Recording:
     start_time: str | None              # ISO time origin from the file header, if valid
     _reader: object = field(repr=False)
     _stream: int = field(repr=False)
-    _channel_indexes: np.ndarray = field(repr=False)
+    _channel_indexes: np.ndarray | None = field(repr=False)  # None: every channel, read as neo's view of the file
     _gain: np.ndarray = field(repr=False)
     _offset: np.ndarray = field(repr=False)
-    _n_file_channels: int = field(repr=False)
 
     @property
     def n_channels(self) -> int:
@@ -64,10 +63,9 @@ class Recording:
     def _chunk(self, segment: int, start: int, stop: int) -> np.ndarray:
         """int16 (stop - start, channels) as neo maps it: a view of the file when every channel
         is selected (neo copies a selection)."""
-        every = len(self._channel_indexes) == self._n_file_channels
         return self._reader.get_analogsignal_chunk(
             block_index=0, seg_index=segment, i_start=start, i_stop=stop, stream_index=self._stream,
-            channel_indexes=None if every else self._channel_indexes)
+            channel_indexes=self._channel_indexes)
 
     def read_raw(self, segment: int, start: int, stop: int) -> np.ndarray:
         """int16 samples, shape (channels, stop - start), as stored."""
@@ -164,9 +162,8 @@ def open_recording(path, channels: str | None = None, gap_tolerance_ms: float = 
     return Recording(
         path=path, file_spec=spec, sampling_rate=fs, electrode_ids=ids[index],
         labels=[str(x) for x in chans["name"][index]], segments=segments, start_time=_time_origin(header),
-        _reader=reader, _stream=stream, _channel_indexes=index,
+        _reader=reader, _stream=stream, _channel_indexes=None if len(index) == len(ids) else index,
         _gain=chans["gain"][index].astype(np.float64), _offset=chans["offset"][index].astype(np.float64),
-        _n_file_channels=len(ids),
     )
 
 
