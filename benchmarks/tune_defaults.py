@@ -5,7 +5,8 @@ variant (trained once per --fit-seeds, which also seed the mixtures) embeds, clu
 electrode (for each --merge-overlaps), splits look-alikes (for each --split-ratios; 0 = no
 split), curates (burst merge, threshold-noise floor, for each --floor-ratios; also scored
 without) and scores against the ground truth (SpikeInterface conventions). A per-electrode
-PCA(3) baseline runs in the same process on the same waveforms. Prints a table and writes JSON.
+PCA(3) baseline runs in the same process on the same waveforms (--pca-whitened: also one on
+the waveforms whitened as the β-VAE's input is). Prints a table and writes JSON.
 
     python benchmarks/tune_defaults.py --electrodes 32 --duration 60 --seeds 1 2 3 --settings standard hard
 """
@@ -34,6 +35,7 @@ from spikevae.reader import open_recording
 from spikevae.simulate import SETTINGS, SimulationConfig, simulate
 from spikevae.splitting import SplitParams, default_split_ratio, split_units
 from spikevae.train import encode, fit, pick_device
+from spikevae.whitening import noise_transforms, to_noise_units
 
 VARIANTS = {
     "default": {},
@@ -46,7 +48,9 @@ VARIANTS = {
     "C_max 30": dict(c_max=30.0),
     "beta 5": dict(beta=5.0),
     "90 steps": dict(steps=90),
+    "unwhitened": dict(whiten=False),
     "45 steps": dict(steps=45),
+    "180 steps": dict(steps=180),
     "plain AE": dict(variational=False, beta=0.0),
     "latent 2, C 2": dict(latent_dim=2, c_max=2.0),
     "latent 2, C 4": dict(latent_dim=2, c_max=4.0),
@@ -105,6 +109,8 @@ def main():
                     help="min_amplitude_ratio of the look-alike split; 0 = no split [default: the band's]")
     ap.add_argument("--scale", choices=["noise", "rms"], default="noise",
                     help="per-electrode scale of the network input: noise SD or the waveforms' RMS")
+    ap.add_argument("--pca-whitened", action="store_true",
+                    help="also score PCA(3) of the waveforms whitened as the β-VAE's input is")
     ap.add_argument("--fit-seeds", type=int, nargs="+", default=[0],
                     help="seeds of the network's training and the mixtures (as `sort --seed`), each run once")
     ap.add_argument("--json", default="benchmarks/out/tune_defaults.json")
@@ -126,11 +132,12 @@ def main():
                 el = np.asarray(found.store.column("electrode"))
                 ts = np.asarray(found.store.column("timestamp"))
                 amp = np.asarray(found.store.column("amplitude"))
-                noise = found.noise.noise_uv
-                autocorr = dict(enumerate(found.noise.autocorr))
+                noise = found.noise
+                autocorr = dict(enumerate(noise.autocorr))
                 if args.scale == "rms":
-                    noise = np.array([np.sqrt(np.mean(wf[el == c] ** 2)) if (el == c).any() else 1.0
-                                      for c in range(len(noise))])
+                    noise = dataclasses.replace(noise, noise_uv=np.array(
+                        [np.sqrt(np.mean(wf[el == c] ** 2)) if (el == c).any() else 1.0
+                         for c in range(len(noise.noise_uv))]))
                 print(f"{setting} seed {seed}, threshold {threshold:g}: {len(gt.unit_electrode)} true units "
                       f"({(gt.unit_snr >= 5).sum()} with SNR ≥ 5), {len(wf)} spikes", flush=True)
 
@@ -166,9 +173,15 @@ def main():
                 t0 = time.perf_counter()
                 pf = pca_features(wf, el)
                 pca_s = time.perf_counter() - t0
+                pwf = None
+                if args.pca_whitened:
+                    white = noise_transforms(noise.noise_uv, noise.autocorr, wf.shape[1])
+                    pwf = pca_features(to_noise_units(wf, el, white), el)
                 for fit_seed in args.fit_seeds:
                     for ms in args.min_spikes:
                         record("PCA(3) per electrode", pf, pca_s, ms, fit_seed)
+                        if pwf is not None:
+                            record("PCA(3) of whitened waveforms", pwf, pca_s, ms, fit_seed)
                     for name in args.variants:
                         cfg = dataclasses.replace(VAEConfig(), **VARIANTS[name])
                         t0 = time.perf_counter()

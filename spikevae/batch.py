@@ -29,7 +29,8 @@ from .output import load_result
 from .pipeline import open_source, sort
 from .progress import Reporter
 from .reader import file_checksum
-from .train import TrainedModel, balanced_sample, fit_normalised, pick_device
+from .train import TrainedModel, balanced_sample, fit_normalised, input_transforms, pick_device
+from .whitening import to_noise_units
 
 SESSION_COLUMNS = ("session", "status", "duration_s", "units", "spikes", "seconds", "reason", "path", "result")
 
@@ -102,7 +103,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
             el = np.asarray(found.store.column("electrode"))
             idx = balanced_sample(el, share, rng)
             wf = np.asarray(found.store.column("waveform")[idx], np.float32)
-            pooled.append(wf / found.noise.noise_uv[el[idx]][:, None])
+            pooled.append(to_noise_units(wf, el[idx], input_transforms(found.noise, cfg.vae)))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     x = np.concatenate(pooled) if pooled else np.zeros((0, cfg.detection.n_samples), np.float32)

@@ -17,7 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from .clustering import ClusterParams
 from .config import SortConfig
 from .curation import CurationParams
-from .detection import DetectionParams
+from .detection import DetectionParams, NoiseEstimate
 from .errors import SpikevaeError
 from .features import FEATURES, make_features
 from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, score
@@ -172,6 +172,8 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     noise = np.array([run["noise_uv"][str(e)] for e in electrode_ids])
     threshold = np.array([run["threshold_uv"][str(e)] for e in electrode_ids])
     autocorr = {channel[int(e)]: np.array(a) for e, a in run.get("noise_autocorr", {}).items()}
+    noise_est = NoiseEstimate(noise_uv=noise, skipped={},
+                              autocorr=np.stack([autocorr[c] for c in range(len(noise))]) if autocorr else None)
     waveforms = np.load(result_dir / "spike_waveforms.npy", mmap_mode="r")
     timestamps, amplitude = spikes["timestamp"], spikes["amplitude_uv"]
     duration = run["input"]["duration_s"]
@@ -194,7 +196,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
         extractor = make_features(name, cfg.vae, device, cfg.seed, cfg.pca_components)
         features = np.zeros((len(waveforms), extractor.dim), np.float32)
         if len(waveforms):
-            embed(extractor, waveforms, electrode, noise, features, rep)
+            embed(extractor, waveforms, electrode, noise_est, features, rep)
         sortings.append(clustered(name, features, extractor.history))
 
     for s in sortings:

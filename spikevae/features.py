@@ -6,8 +6,8 @@
 - ``pca``: the classical baseline, principal components fitted on each electrode alone.
 
 Inputs are waveforms in µV (n × samples, possibly memory-mapped), the channel index of
-each spike and the noise SD of each channel. ``compare`` swaps one for another and keeps
-every other step identical.
+each spike and each channel's noise (``detection.NoiseEstimate``: SD and autocorrelation).
+``compare`` swaps one for another and keeps every other step identical.
 """
 from __future__ import annotations
 
@@ -54,12 +54,12 @@ class NetworkFeatures:
     def trained(self) -> bool:
         return self.model is not None
 
-    def fit(self, waveforms, electrode, noise_uv, progress=None) -> "NetworkFeatures":
-        self.model = fit(waveforms, electrode, noise_uv, self.cfg, self.device, self.seed, progress)
+    def fit(self, waveforms, electrode, noise, progress=None) -> "NetworkFeatures":
+        self.model = fit(waveforms, electrode, noise, self.cfg, self.device, self.seed, progress)
         return self
 
-    def transform(self, waveforms, electrode, noise_uv, out: np.ndarray, progress=None) -> np.ndarray:
-        return encode(self.model, waveforms, electrode, noise_uv, out, progress=progress)
+    def transform(self, waveforms, electrode, noise, out: np.ndarray, progress=None) -> np.ndarray:
+        return encode(self.model, waveforms, electrode, noise, out, progress=progress)
 
     @property
     def history(self) -> dict:
@@ -88,7 +88,7 @@ class PCAFeatures:
     def trained(self) -> bool:
         return bool(self.pcas)
 
-    def fit(self, waveforms, electrode, noise_uv, progress=None) -> "PCAFeatures":
+    def fit(self, waveforms, electrode, noise, progress=None) -> "PCAFeatures":
         rng = np.random.default_rng(self.seed)
         electrode = np.asarray(electrode)
         for e, idx in groups(electrode).items():
@@ -100,7 +100,7 @@ class PCAFeatures:
             progress(1)
         return self
 
-    def transform(self, waveforms, electrode, noise_uv, out: np.ndarray, progress=None,
+    def transform(self, waveforms, electrode, noise, out: np.ndarray, progress=None,
                   batch: int = 65_536) -> np.ndarray:
         for i in range(0, len(waveforms), batch):
             w = np.asarray(waveforms[i:i + batch], dtype=np.float32)

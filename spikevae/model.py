@@ -32,6 +32,7 @@ class VAEConfig:
     lr: float = 1e-3           # Adam; the workshop's 1e-2 destabilised training
     max_train: int = 60_000    # waveforms drawn (balanced across electrodes) for training
     val_fraction: float = 0.1
+    whiten: bool = True        # input whitened by its electrode's noise (whitening.py); False: SD units only
 
     def capacity(self, step: int) -> float:
         """Capacity target at ``step`` (0-based): a linear ramp, then held at ``c_max``."""

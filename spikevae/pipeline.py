@@ -17,7 +17,7 @@ from . import __version__
 from .clustering import cluster_recording
 from .config import SortConfig
 from .curation import curate
-from .detection import detect, from_waveforms
+from .detection import NoiseEstimate, detect, from_waveforms
 from .errors import SpikevaeError
 from .features import make_features
 from .filtering import BandpassFilter
@@ -52,19 +52,19 @@ class SortResult:
     seconds: dict
 
 
-def embed(extractor, waveforms, electrode, noise_uv, out: np.ndarray, rep: Reporter) -> dict:
+def embed(extractor, waveforms, electrode, noise: NoiseEstimate, out: np.ndarray, rep: Reporter) -> dict:
     """Fit the feature extractor (unless it comes trained) and write every spike's features."""
     seconds = {}
     t0 = time.perf_counter()
     if not extractor.trained and len(waveforms):
         net = getattr(extractor, "cfg", None)
         with rep.bar(f"train {extractor.name}", net.steps if net else 1, unit="step" if net else "fit") as up:
-            extractor.fit(waveforms, electrode, noise_uv, progress=up)
+            extractor.fit(waveforms, electrode, noise, progress=up)
     seconds["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if len(waveforms):
         with rep.bar(f"encode ({extractor.name})", len(waveforms), unit="spikes") as up:
-            extractor.transform(waveforms, electrode, noise_uv, out, progress=up)
+            extractor.transform(waveforms, electrode, noise, out, progress=up)
     seconds["encode"] = time.perf_counter() - t0
     return seconds
 
@@ -123,7 +123,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         timestamps, amplitude = store.column("timestamp"), store.column("amplitude")
 
         features = store.create("features", np.float32, (extractor.dim,))
-        seconds.update(embed(extractor, waveforms, electrode, noise, features, rep))
+        seconds.update(embed(extractor, waveforms, electrode, found.noise, features, rep))
         t0 = time.perf_counter()
         autocorr = dict(enumerate(found.noise.autocorr)) if found.noise.autocorr is not None else {}
         unit, table = label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise,

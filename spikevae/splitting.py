@@ -20,13 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import toeplitz
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from .clustering import UNSORTED
 from .store import groups
+from .whitening import SHRINKAGE, whitener
 
 
 def default_split_ratio(band_hz) -> float:
@@ -45,18 +45,8 @@ class SplitParams:
     min_spikes: int = 15               # as clustering's
     max_units: int = 4                 # pieces one unit may end in
     max_fit: int = 2_000
-    shrinkage: float = 0.05            # added to the noise covariance's eigenvalues, × their mean
+    shrinkage: float = SHRINKAGE       # added to the noise covariance's eigenvalues, × their mean
     enabled: bool = True
-
-
-def whitener(autocorr: np.ndarray | None, n_samples: int, shrinkage: float) -> np.ndarray:
-    """Matrix that makes the electrode's noise white, from its autocorrelation (lags 0..n−1);
-    the identity when none was measured (spikes cut by the recording system)."""
-    if autocorr is None:
-        return np.eye(n_samples)
-    lam, v = np.linalg.eigh(toeplitz(autocorr[:n_samples]))
-    lam = np.clip(lam, 0, None)
-    return (v / np.sqrt(lam + shrinkage * lam.mean())) @ v.T
 
 
 def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np.ndarray | None:

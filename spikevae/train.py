@@ -1,8 +1,10 @@
 """Train the β-VAE on detected waveforms, encode them, save and load the model.
 
-Waveforms enter the network in units of their electrode's noise SD (so one model serves
-every electrode and every session), then z-scored with one global mean and SD kept in the
-model file. Training draws at most ``max_train`` waveforms, balanced across electrodes.
+Waveforms enter the network in units of their electrode's noise, whitened by its measured
+autocorrelation (``whitening.py``; so one model serves every electrode and every session,
+and its squared-error loss is the noise's likelihood), then z-scored with one global mean
+and SD kept in the model file. Training draws at most ``max_train`` waveforms, balanced
+across electrodes.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import numpy as np
 import torch
 
 from . import __version__
+from .detection import NoiseEstimate
 from .errors import SpikevaeError
 from .model import BetaVAE, VAEConfig
 from .store import groups
+from .whitening import noise_transforms, to_noise_units
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -47,9 +51,9 @@ class TrainedModel:
             if have is not None and have != want:
                 raise SpikevaeError(f"{name}: trained with {key} = {have}, this run uses {want}")
 
-    def prepare(self, waveforms: np.ndarray, noise_uv: np.ndarray) -> np.ndarray:
-        """µV waveforms (n, samples) and their electrodes' noise SD (n,) → network input."""
-        return ((waveforms / noise_uv[:, None]) - self.mean) / self.sd
+    def prepare(self, waveforms: np.ndarray, electrode: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+        """µV waveforms (n, samples) of these electrodes (``input_transforms``) → network input."""
+        return (to_noise_units(waveforms, electrode, transforms) - self.mean) / self.sd
 
     def save(self, path) -> None:
         torch.save({"format": "spikevae-vae-1", "spikevae_version": __version__,
@@ -60,7 +64,8 @@ class TrainedModel:
     def load(cls, path, device: torch.device | str = "cpu") -> "TrainedModel":
         try:
             ckpt = torch.load(path, map_location=device, weights_only=True)
-            net = BetaVAE(VAEConfig(**ckpt["config"]))
+            # models saved before whitening took SD units
+            net = BetaVAE(VAEConfig(**{"whiten": False, **ckpt["config"]}))
             net.load_state_dict(ckpt["state_dict"])
         except FileNotFoundError:
             raise SpikevaeError(f"--model {path}: no such file") from None
@@ -68,6 +73,11 @@ class TrainedModel:
             raise SpikevaeError(f"--model {path}: not a spikevae model ({type(exc).__name__})") from exc
         return cls(net=net.to(device).eval(), mean=ckpt["mean"], sd=ckpt["sd"], history=ckpt.get("history", {}),
                    trained_on=ckpt.get("trained_on", {}))
+
+
+def input_transforms(noise: NoiseEstimate, cfg: VAEConfig) -> np.ndarray:
+    """Each electrode's matrix from µV to the noise units a network of ``cfg`` takes."""
+    return noise_transforms(noise.noise_uv, noise.autocorr, cfg.n_samples, cfg.whiten)
 
 
 def balanced_sample(electrode: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -128,17 +138,19 @@ def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, pr
     return TrainedModel(net=net.eval(), mean=0.0, sd=1.0, history=history)
 
 
-def fit(waveforms: np.ndarray, electrode: np.ndarray, noise_uv: np.ndarray, cfg: VAEConfig,
+def fit(waveforms: np.ndarray, electrode: np.ndarray, noise: NoiseEstimate, cfg: VAEConfig,
         device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
     """Draw a balanced training set from (possibly memory-mapped) spikes and train on it."""
     rng = np.random.default_rng(seed)
-    idx = balanced_sample(np.asarray(electrode), cfg.max_train, rng)
-    x = np.asarray(waveforms[idx], dtype=np.float32) / noise_uv[np.asarray(electrode[idx])][:, None]
+    electrode = np.asarray(electrode)
+    idx = balanced_sample(electrode, cfg.max_train, rng)
+    x = to_noise_units(waveforms[idx], electrode[idx], input_transforms(noise, cfg))
     return fit_normalised(x, cfg, device, seed, progress)
 
 
 def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
-    """Train on waveforms already in noise units (pooled from several sessions, say)."""
+    """Train on waveforms already in noise units (``whitening.to_noise_units``; pooled from
+    several sessions, say)."""
     mean, sd = float(x.mean()), float(x.std()) or 1.0
     model = train((x - mean) / sd, cfg, device, seed, progress)
     model.mean, model.sd = mean, sd
@@ -146,14 +158,15 @@ def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: in
 
 
 @torch.no_grad()
-def encode(model: TrainedModel, waveforms: np.ndarray, electrode: np.ndarray, noise_uv: np.ndarray,
+def encode(model: TrainedModel, waveforms: np.ndarray, electrode: np.ndarray, noise: NoiseEstimate,
            out: np.ndarray, batch: int = 4096, progress=None) -> np.ndarray:
     """Posterior means of every waveform, written batch by batch into ``out`` (n, latent)."""
     device = next(model.net.parameters()).device
     model.net.eval()
+    transforms = input_transforms(noise, model.net.cfg)
     for i in range(0, len(waveforms), batch):
         w = np.asarray(waveforms[i:i + batch], dtype=np.float32)
-        x = model.prepare(w, noise_uv[np.asarray(electrode[i:i + batch])]).astype(np.float32)
+        x = model.prepare(w, electrode[i:i + batch], transforms).astype(np.float32)
         mu, _ = model.net.encoder(torch.as_tensor(x, device=device))
         out[i:i + len(w)] = mu.cpu().numpy()
         if progress is not None:

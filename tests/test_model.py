@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from spikevae.detection import NoiseEstimate
 from spikevae.model import BetaVAE, VAEConfig
 from spikevae.train import TrainedModel, balanced_sample, encode, fit
 
@@ -48,7 +49,7 @@ def _toy_spikes(n=1200, seed=0):
 
 def test_training_lowers_the_loss_and_is_reproducible_with_a_seed(tmp_path):
     w, el, _ = _toy_spikes()
-    noise = np.array([8.0, 8.0, 8.0])
+    noise = NoiseEstimate(noise_uv=np.full(3, 8.0), skipped={})  # white noise: nothing to whiten
     cfg = VAEConfig(steps=60, batch_size=128, latent_dim=2, c_max=3.0)
     m1 = fit(w, el, noise, cfg, torch.device("cpu"), seed=5)
     m2 = fit(w, el, noise, cfg, torch.device("cpu"), seed=5)
@@ -59,6 +60,20 @@ def test_training_lowers_the_loss_and_is_reproducible_with_a_seed(tmp_path):
     m1.save(tmp_path / "m.pt")
     z2 = encode(TrainedModel.load(tmp_path / "m.pt"), w, el, noise, np.zeros((len(w), 2), np.float32))
     np.testing.assert_array_equal(z1, z2)
+
+
+def test_a_model_saved_before_whitening_still_takes_sd_units(tmp_path):
+    w, el, _ = _toy_spikes(400)
+    noise = NoiseEstimate(noise_uv=np.full(3, 8.0), skipped={}, autocorr=np.tile(0.9 ** np.arange(48), (3, 1)))
+    m = fit(w, el, noise, VAEConfig(steps=5, latent_dim=2, whiten=False), torch.device("cpu"))
+    m.save(tmp_path / "m.pt")
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    del ckpt["config"]["whiten"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    old = TrainedModel.load(tmp_path / "old.pt")
+    assert old.net.cfg.whiten is False
+    z = [encode(model, w, el, noise, np.zeros((len(w), 2), np.float32)) for model in (m, old)]
+    np.testing.assert_array_equal(z[0], z[1])
 
 
 def test_balanced_sample_spreads_over_electrodes():
@@ -73,5 +88,6 @@ def test_balanced_sample_spreads_over_electrodes():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_trains_on_cuda():
     w, el, _ = _toy_spikes(600)
-    m = fit(w, el, np.full(3, 8.0), VAEConfig(steps=20, latent_dim=2), torch.device("cuda"))
+    noise = NoiseEstimate(noise_uv=np.full(3, 8.0), skipped={})
+    m = fit(w, el, noise, VAEConfig(steps=20, latent_dim=2), torch.device("cuda"))
     assert next(m.net.parameters()).is_cuda
