@@ -2,8 +2,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy import signal
 
 import spikevae
+from spikevae.detection import autocorr_from_sums, noise_autocorr
 from spikevae.model import VAEConfig
 from spikevae.simulate import SimulationConfig, simulate
 
@@ -30,6 +32,15 @@ def noise_with_spikes(n_channels=4, n_samples=90_000, seed=0):
     for k in ticks:
         x[k - 20:k + 28, 1] += 250 * shape
     return x, ticks
+
+
+def band_noise(rng, n, band=(250, 7500), sd=1.0, n_samples=48):
+    """Band-passed white noise of SD ``sd`` as n windows of ``n_samples``, and its
+    autocorrelation as ``detect`` measures it."""
+    sos = signal.butter(4, band, btype="bandpass", fs=30_000, output="sos")
+    x = signal.sosfiltfilt(sos, rng.standard_normal(n * n_samples + 2000))[1000:-1000]
+    x /= x.std() / sd
+    return x.reshape(n, n_samples), autocorr_from_sums(*noise_autocorr(x[None], np.full(1, sd), n_samples))[0]
 
 
 FAST = dataclasses.replace(VAEConfig(), steps=120, max_train=4000)

@@ -3,13 +3,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import signal
 
 from spikevae.config import SortConfig
-from spikevae.detection import autocorr_from_sums, estimate_noise, noise_autocorr
+from spikevae.detection import estimate_noise
 from spikevae.filtering import BandpassFilter
 from spikevae.reader import open_recording
 from spikevae.splitting import split_units
+
+from .conftest import band_noise
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "sample16.ns6"
 N = 48
@@ -30,20 +31,13 @@ def _template(stretch=1.0, shift=0.0):
     return -np.exp(-0.5 * (t / 2.0) ** 2) + 0.35 * np.exp(-0.5 * ((t - 9) / 4.0) ** 2)
 
 
-def _coloured_noise(rng, n):
-    """Band-passed (250–7500 Hz) white noise of SD 1, as windows of N samples, and its autocorrelation."""
-    sos = signal.butter(4, (250, 7500), btype="bandpass", fs=30_000, output="sos")
-    x = signal.sosfiltfilt(sos, rng.standard_normal(n * N + 2000))[1000:-1000]
-    x /= x.std()
-    return x.reshape(n, N), {0: autocorr_from_sums(*noise_autocorr(x[None], np.ones(1), N))[0]}
-
-
 @pytest.mark.parametrize("band", [(250, 750), (250, 7500)])
 def test_two_lookalikes_in_one_unit_are_split_but_one_jittered_neuron_is_not(band):
     params = SortConfig(band_hz=band).split
     rng = np.random.default_rng(0)
     big, small = 400, 200
-    noise, autocorr = _coloured_noise(rng, big + small)
+    noise, ac = band_noise(rng, big + small)
+    autocorr = {0: ac}
     wf = np.concatenate([10 * _template() * rng.lognormal(0, 0.05, (big, 1)),
                          7.5 * _template(1.1) * rng.lognormal(0, 0.05, (small, 1))]) + noise
     truth = np.r_[np.zeros(big), np.ones(small)]

@@ -1,23 +1,15 @@
 import numpy as np
-from scipy import signal
 
-from spikevae.detection import autocorr_from_sums, noise_autocorr
 from spikevae.whitening import noise_transforms, to_noise_units
+
+from .conftest import band_noise
 
 N = 48
 
 
-def _band_noise(rng, n, band, sd):
-    """Band-passed white noise of SD ``sd`` as n windows of N samples, and its autocorrelation."""
-    sos = signal.butter(4, band, btype="bandpass", fs=30_000, output="sos")
-    x = signal.sosfiltfilt(sos, rng.standard_normal(n * N + 2000))[1000:-1000]
-    x *= sd / x.std()
-    return x.reshape(n, N), autocorr_from_sums(*noise_autocorr(x[None], np.full(1, sd), N))[0]
-
-
 def test_whitening_gives_band_passed_noise_sd_one_in_every_direction_it_occupies():
     rng = np.random.default_rng(0)
-    x, autocorr = _band_noise(rng, 20_000, (250, 750), sd=7.0)
+    x, autocorr = band_noise(rng, 20_000, (250, 750), sd=7.0)
     raw = np.linalg.eigvalsh(np.cov(x / 7.0, rowvar=False))[::-1]
     white = to_noise_units(x, np.zeros(len(x), int), noise_transforms(np.array([7.0]), autocorr[None], N))
     flat = np.linalg.eigvalsh(np.cov(white, rowvar=False))[::-1]
@@ -29,7 +21,7 @@ def test_whitening_gives_band_passed_noise_sd_one_in_every_direction_it_occupies
 
 def test_without_whitening_or_an_autocorrelation_waveforms_are_in_sd_units():
     rng = np.random.default_rng(1)
-    _, autocorr = _band_noise(rng, 500, (250, 7500), sd=1.0)
+    _, autocorr = band_noise(rng, 500, (250, 7500), sd=1.0)
     w = rng.standard_normal((6, N)).astype(np.float32)
     el = np.array([0, 1, 0, 1, 1, 0])
     sd = np.array([4.0, 10.0])
