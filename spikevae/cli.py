@@ -168,8 +168,10 @@ def batch(sessions, out, model, jobs, scheduler, quiet, **settings):
 @click.option("--spec", type=click.Choice(["2.2", "2.3", "3.0", "3.0-ptp"]), default="2.3", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--hard", is_flag=True, help="Up to 4 units per electrode, bursts, look-alikes, more artifacts and hash.")
+@click.option("--subsample-timing", is_flag=True,
+              help="Draw each spike at its exact time between two samples, as a real recording samples it.")
 @click.option("-q", "--quiet", is_flag=True)
-def simulate(out, electrodes, duration, segments, spec, seed, hard, quiet):
+def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_timing, quiet):
     """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz."""
     from .progress import Reporter
     from .simulate import SimulationConfig
@@ -180,7 +182,7 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, quiet):
     from .simulate import HARD
 
     cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed,
-                           **(HARD if hard else {}))
+                           subsample_timing=subsample_timing, **(HARD if hard else {}))
     rep = Reporter(quiet=quiet)
     with rep.bar("simulate", duration, unit="s", scale=1 / 30_000) as up:
         gt = run_simulation(out, cfg, progress=up)

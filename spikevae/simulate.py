@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
+from scipy import ndimage, signal
 
 from .groundtruth import GroundTruth, ground_truth_path
 from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
@@ -21,6 +21,7 @@ from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
 FS = TICKS_PER_SECOND
 TEMPLATE_SAMPLES = 64
 TEMPLATE_TROUGH = 20  # index of the trough inside a stored template
+PHASES = 16           # sub-sample phases at which a template is drawn with subsample_timing
 
 
 @dataclass
@@ -45,6 +46,8 @@ class SimulationConfig:
     burst_isi_ms: tuple[float, float] = (3.0, 6.0)
     burst_decrement: float = 0.8      # amplitude factor from one spike of a burst to the next
     lookalike_prob: float = 0.0       # chance that an electrode's second unit is a smaller copy of its first
+    subsample_timing: bool = False    # each spike drawn at its exact time between two samples, as a real
+                                      # recording samples it; off: on the nearest tick (the benchmarks' recordings)
     noise_uv: float = 6.0             # white thermal noise SD (wideband)
     hash_rate_hz: float = 200.0       # background spikes per second per electrode
     hash_amplitude_uv: tuple[float, float] = (4.0, 25.0)
@@ -103,6 +106,12 @@ HARD = dict(units_per_electrode=(0.1, 0.2, 0.3, 0.25, 0.15), burst_fraction=0.4,
 """The harder setting: up to 4 units per electrode, bursts, look-alikes, more artifacts and hash."""
 SETTINGS = {"standard": {}, "hard": HARD}
 """The benchmarks' settings by name: knobs on top of the defaults."""
+
+
+def _phase_bank(template: np.ndarray) -> np.ndarray:
+    """(PHASES + 1, samples): the template delayed by −½, −½ + 1/PHASES, ... ½ sample (cubic spline)."""
+    return np.stack([ndimage.shift(template, k / PHASES - 0.5, order=3, mode="constant")
+                     for k in range(PHASES + 1)])
 
 
 def _add_events(out: np.ndarray, start: int, ticks: np.ndarray, amps: np.ndarray,
@@ -166,6 +175,11 @@ def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
     for u in np.flatnonzero(bursty):
         times[u], jitter[u] = _add_bursts(rng, times[u], jitter[u], cfg, span_s)
     trains = [np.round(t * FS).astype(np.int64) for t in times]
+    # with subsample_timing a spike is drawn delayed by the fraction of a tick (−½..½) by
+    # which its time follows its nearest tick, which ground truth keeps
+    phase = [np.round((t * FS - tr + 0.5) * PHASES).astype(np.int64) if cfg.subsample_timing else None
+             for t, tr in zip(times, trains)]
+    banks = [_phase_bank(tp) for tp in unit_tpl] if cfg.subsample_timing else None
     hash_bank = np.array([random_template(rng) for _ in range(16)])
     art_ticks = np.round(_spike_train(rng, cfg.artifact_rate_hz, 0.05, span_s) * FS).astype(np.int64) \
         if cfg.artifact_rate_hz > 0 else np.zeros(0, np.int64)
@@ -205,8 +219,9 @@ def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
                 for u in range(n_units):
                     sel = slice(*np.searchsorted(trains[u], (c0 - TEMPLATE_SAMPLES, c1 + TEMPLATE_SAMPLES)))
                     ticks = trains[u][sel]
-                    _add_events(data[unit_el[u]], c0, ticks, unit_amp[u] * jitter[u][sel],
-                                np.broadcast_to(unit_tpl[u], (len(ticks), TEMPLATE_SAMPLES)))
+                    tpl = banks[u][phase[u][sel]] if cfg.subsample_timing else \
+                        np.broadcast_to(unit_tpl[u], (len(ticks), TEMPLATE_SAMPLES))
+                    _add_events(data[unit_el[u]], c0, ticks, unit_amp[u] * jitter[u][sel], tpl)
                 sel = (art_ticks > c0 - 3000) & (art_ticks < c1 + 3000)
                 for tick in art_ticks[sel]:
                     i0, i1 = max(tick - c0, 0), min(tick - c0 + len(art_shape), n)

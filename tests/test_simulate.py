@@ -1,8 +1,11 @@
 from pathlib import Path
 
 import numpy as np
+from click.testing import CliRunner
 
+from spikevae.cli import main
 from spikevae.groundtruth import GroundTruth
+from spikevae.reader import open_recording
 from spikevae.simulate import HARD, SimulationConfig, simulate
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "sample16.ns6"
@@ -40,3 +43,31 @@ def test_unit_seed_keeps_units_across_sessions_and_scale_drifts_them(tmp_path):
     np.testing.assert_allclose(b.unit_amplitude_uv, 1.1 * a.unit_amplitude_uv)
     assert not np.array_equal(a.timestamp[:50], b.timestamp[:50])
     assert GroundTruth.load(tmp_path / "b.gt.npz").unit_snr.shape == b.unit_snr.shape
+
+
+def test_subsample_timing_draws_each_spike_at_its_own_phase(tmp_path):
+    quiet = dict(n_electrodes=2, duration_s=4.0, seed=5, units_per_electrode=(0.0, 1.0), rate_hz=(2.0, 3.0),
+                 amplitude_jitter=0.0, noise_uv=0.01, hash_rate_hz=0.0, lfp_uv=0.0, line_uv=0.0, artifact_rate_hz=0.0)
+    cuts = {}
+    for on in (False, True):
+        path = tmp_path / f"{on}.ns6"
+        gt = simulate(path, SimulationConfig(subsample_timing=on, **quiet))
+        raw = open_recording(path).read_raw(0, 0, 4 * 30_000).astype(float)
+        t = gt.timestamp[(gt.unit == 0) & (gt.timestamp > 100) & (gt.timestamp < 4 * 30_000 - 100)]
+        cuts[on] = raw[gt.unit_electrode[0] - 1][t[:, None] + np.arange(-10, 20)]
+        cuts[on] /= -cuts[on].min(axis=1, keepdims=True)
+    assert np.abs(cuts[False] - cuts[False][0]).max() < 0.01  # on the tick: one waveform, repeated
+    spread = np.abs(cuts[True] - cuts[True].mean(axis=0)).max()
+    assert spread > 0.05  # between ticks: each spike sampled at its own phase ...
+    assert min(np.corrcoef(c, cuts[False][0])[0, 1] for c in cuts[True]) > 0.9  # ... of the same shape
+
+
+def test_the_cli_simulates_with_subsample_timing(tmp_path):
+    runner = CliRunner()
+    for flag in ([], ["--subsample-timing"]):
+        out = tmp_path / f"c{len(flag)}.ns6"
+        r = runner.invoke(main, ["simulate", str(out), "--electrodes", "3", "--duration", "2", "--seed", "3", "-q", *flag])
+        assert r.exit_code == 0, r.output
+    a, b = GroundTruth.load(tmp_path / "c0.gt.npz"), GroundTruth.load(tmp_path / "c1.gt.npz")
+    np.testing.assert_array_equal(a.timestamp, b.timestamp)  # same spikes, drawn at other phases
+    assert (tmp_path / "c0.ns6").read_bytes() != (tmp_path / "c1.ns6").read_bytes()
