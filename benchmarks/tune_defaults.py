@@ -107,6 +107,8 @@ def main():
                     help="curation floors (× threshold) to score, each besides the uncurated clustering")
     ap.add_argument("--split-ratios", type=float, nargs="+",
                     help="min_amplitude_ratio of the look-alike split; 0 = no split [default: the band's]")
+    ap.add_argument("--split-covariance", choices=["tied", "full"], default=SplitParams().covariance,
+                    help="covariance of the look-alike split's two pieces")
     ap.add_argument("--scale", choices=["noise", "rms"], default="noise",
                     help="per-electrode scale of the network input: noise SD or the waveforms' RMS")
     ap.add_argument("--pca-whitened", action="store_true",
@@ -147,7 +149,8 @@ def main():
                                                      merge_overlap=mo)
                         clustered = cluster_all(feats, el, params, fit_seed, method=args.cluster)
                         split = {r: split_units(clustered, el, wf, amp, autocorr,
-                                                SplitParams(min_amplitude_ratio=r, enabled=r > 0), fit_seed)
+                                                SplitParams(min_amplitude_ratio=r, covariance=args.split_covariance,
+                                                            enabled=r > 0), fit_seed)
                                  for r in {0, *args.split_ratios}}
                         combos = [(r, f) for r in args.split_ratios for f in args.floor_ratios]
                         for ratio, floor in [(0, None)] + combos:
@@ -158,7 +161,8 @@ def main():
                             s = score(gt, ts, unit)
                             row = {"setting": setting, "seed": seed, "band_hz": list(args.band),
                                    "threshold": threshold, "variant": name, "curated": curated, "floor_ratio": floor,
-                                   "split_ratio": ratio, "fit_seed": fit_seed,
+                                   "split_ratio": ratio, "split_covariance": args.split_covariance,
+                                   "fit_seed": fit_seed,
                                    "min_spikes": ms, "merge_overlap": mo, "seconds": round(seconds, 1),
                                    **s.summary(gt.unit_snr)}
                             rows.append(row)

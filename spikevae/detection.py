@@ -3,7 +3,9 @@
 Noise per electrode is the median absolute deviation of the filtered signal (median|x| /
 0.6745) over windows spread across the whole recording. An event is a local extremum
 beyond ``threshold × noise`` that is the largest within ± the dead time; its waveform is
-cut with the extremum at ``align_sample``. Events that appear on many electrodes at once
+cut with the extremum at ``align_sample``, to a fraction of a sample: a parabola through the
+extremum and its neighbours places the true trough, and the waveform is resampled there
+(``subsample_waveforms``). Events that appear on many electrodes at once
 (the common-mode transients Utah arrays are known for) and events of impossible amplitude
 are rejected and counted. The same windows give each electrode's noise autocorrelation
 (samples near crossings left out), with which ``splitting`` whitens waveforms.
@@ -22,6 +24,7 @@ from .reader import TICKS_PER_SECOND
 from .store import SpikeStore, groups
 
 RAIL = 32000  # |raw int16| at or above this is treated as saturated
+INTERP_HALF = 8  # half-width in samples of the Lanczos kernel that resamples waveforms
 
 
 def default_threshold(band_hz) -> float:
@@ -143,6 +146,28 @@ def local_maxima(s: np.ndarray, thr: np.ndarray, dead: int) -> tuple[np.ndarray,
     return ch[keep], pos[keep]
 
 
+def subsample_waveforms(y: np.ndarray, s: np.ndarray, ch: np.ndarray, pos: np.ndarray, align: int,
+                        n_samples: int, half: int = INTERP_HALF) -> np.ndarray:
+    """Waveforms of ``y`` (channels × samples) with the extremum of ``s`` (y signed by polarity)
+    near ``pos`` at ``align``, to a fraction of a sample; needs ``half`` samples beyond the window.
+
+    Cut at the whole sample of the extremum, a neuron's spikes whose true trough lies between
+    two samples fall into two groups one sample apart; after whitening these look as different
+    as two neurons do, and the mixture splits the neuron (found on ground truth: 1468 and 170
+    spikes of one unit, trough between samples 11 and 12). The offset δ ∈ [−½, ½] comes from
+    a parabola through the extremum and its neighbours; the window is resampled at t + δ with
+    a Lanczos kernel (a windowed sinc: for a band-limited signal, near its value between samples)."""
+    left, mid, right = s[ch, pos - 1], s[ch, pos], s[ch, pos + 1]
+    # mid > left (local_maxima), so the parabola's curvature is negative, never zero
+    delta = np.clip(0.5 * (left - right) / (left - 2 * mid + right), -0.5, 0.5)
+    x = delta[:, None] - np.arange(-half, half + 1)[None, :]
+    kernel = np.sinc(x) * np.sinc(x / (half + 1))
+    kernel /= kernel.sum(axis=1, keepdims=True)
+    ext = y[ch[:, None], pos[:, None] - align - half + np.arange(n_samples + 2 * half)]
+    windows = np.lib.stride_tricks.sliding_window_view(ext, 2 * half + 1, axis=1)
+    return np.einsum("njm,nm->nj", windows, kernel.astype(y.dtype), optimize=False)
+
+
 class Detector:
     """Turns filtered chunks into events; ``run`` streams a whole recording into a store."""
 
@@ -162,7 +187,7 @@ class Detector:
 
     @property
     def context(self) -> int:
-        return self.p.n_samples + self.dead + self.window
+        return self.p.n_samples + self.dead + self.window + INTERP_HALF
 
     def events(self, chunk: Chunk) -> tuple[dict, dict]:
         """Accepted events of this chunk's own samples, and the counts of what was rejected."""
@@ -170,7 +195,8 @@ class Detector:
         s = -y if p.polarity == "neg" else (y if p.polarity == "pos" else np.abs(y))
         thr = np.where(self.good, p.threshold * self.noise.noise_uv, np.inf).astype(np.float32)
         ch, pos = local_maxima(s, thr, self.dead)  # channel-major; reordered by time below
-        fits = (pos >= p.align_sample) & (pos - p.align_sample + p.n_samples <= y.shape[1])
+        fits = (pos >= p.align_sample + INTERP_HALF) & \
+            (pos - p.align_sample + p.n_samples + INTERP_HALF <= y.shape[1])
         ch, pos = ch[fits], pos[fits]
 
         t = chunk.lo + pos
@@ -181,13 +207,13 @@ class Detector:
         common[order] = near >= max(2, int(np.ceil(p.artifact_fraction * self.good.sum())))
 
         own = (t >= chunk.start) & (t < chunk.stop)
-        wf = y[ch[:, None], pos[:, None] - p.align_sample + np.arange(p.n_samples)]
+        wf = subsample_waveforms(y, s, ch, pos, p.align_sample, p.n_samples)
         too_big = np.abs(wf).max(axis=1) > p.max_amplitude_uv
         keep = own & ~common & ~too_big
         keep = order[keep[order]]  # time order, so the store is sorted by timestamp
         counts = {"detected": int(own.sum()), "rejected_common_mode": int((own & common).sum()),
                   "rejected_amplitude": int((own & ~common & too_big).sum())}
-        return {"sample": t[keep], "electrode": ch[keep], "amplitude": y[ch[keep], pos[keep]],
+        return {"sample": t[keep], "electrode": ch[keep], "amplitude": wf[keep, p.align_sample],
                 "waveform": wf[keep]}, counts
 
     def run(self, filt: BandpassFilter, store: SpikeStore, progress=None) -> dict:

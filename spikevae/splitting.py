@@ -6,13 +6,15 @@ trained on every electrode at once, and PCA both spend their few dimensions on t
 that differ between electrodes. The difference is still in the waveforms, but hidden by the
 band-passed noise, which is strongly correlated from sample to sample. So each unit is
 tested again in its own space: its waveforms whitened by the electrode's noise
-autocorrelation, reduced to ``n_dims`` principal axes, and fitted with one and with two
-Gaussians. The unit is split when BIC prefers two, the two overlap little (as in
+autocorrelation, reduced to ``n_dims`` principal axes, and fitted with one Gaussian and
+with two that share one covariance (two look-alikes differ in their mean waveform, not in
+their noise; the shared covariance also costs BIC 6 fewer parameters, so small units can
+be split). The unit is split when BIC prefers two, the two overlap little (as in
 clustering's merge rule), each keeps ``min_spikes``, and their median troughs differ by
 at least ``min_amplitude_ratio``. The last condition keeps one neuron whole: whitening
-also brings out the jitter of trough alignment, which cuts one neuron into two halves of
-equal size that BIC alone would accept. Pieces are tested again, up to ``max_units`` per
-unit.
+also brings out what is left of the jitter of trough alignment, which can cut one neuron
+into two halves of equal size that BIC alone would accept. Pieces are tested again, up to
+``max_units`` per unit.
 Burst pieces split here are rejoined by curation, which runs next.
 """
 from __future__ import annotations
@@ -31,10 +33,11 @@ from .whitening import SHRINKAGE, whitener
 
 def default_split_ratio(band_hz) -> float:
     """Least ratio of the two pieces' median troughs, chosen on ground truth for the band
-    (benchmarks/RESULTS.md, 6 recordings per band): 1.2 for a narrow band like the default
-    250–750 Hz (89 well-detected units, 2 false-positive units; 1.1: 89 and 6; no split: 87
-    and 0), 1.1 for a wide one like 250–7500 Hz (221 and 14; 1.2: 218 and 9; no split: 201)."""
-    return 1.2 if band_hz[1] <= 1000 else 1.1
+    (benchmarks/RESULTS.md): 1.2 for a narrow band like the default 250–750 Hz (6 recordings:
+    89 well-detected units, 2 false-positive units; 1.1: 89 and 6; no split: 87 and 0), 1.05
+    for a wide one like 250–7500 Hz once waveforms are aligned to a fraction of a sample
+    (4 recordings, 3 seeds: 157.7 against 1.1's 155.3)."""
+    return 1.2 if band_hz[1] <= 1000 else 1.05
 
 
 @dataclass
@@ -46,6 +49,7 @@ class SplitParams:
     max_units: int = 4                 # pieces one unit may end in
     max_fit: int = 2_000
     shrinkage: float = SHRINKAGE       # added to the noise covariance's eigenvalues, × their mean
+    covariance: str = "tied"           # of the two pieces: tied 157.7 well detected, full 156.0 (250–7500 Hz)
     enabled: bool = True
 
 
@@ -57,7 +61,7 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np
     z = pca.transform(x) / (np.sqrt(pca.explained_variance_[0]) or 1.0)
     zf = z[fit]
     one = GaussianMixture(1, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(zf)
-    two = GaussianMixture(2, covariance_type="full", reg_covar=1e-4, random_state=seed, n_init=2).fit(zf)
+    two = GaussianMixture(2, covariance_type=p.covariance, reg_covar=1e-4, random_state=seed, n_init=2).fit(zf)
     if two.bic(zf) >= one.bic(zf):
         return None
     post = two.predict_proba(zf)

@@ -1,6 +1,7 @@
 import numpy as np
+from scipy import signal
 
-from spikevae.detection import DetectionParams, Detector, detect, estimate_noise
+from spikevae.detection import DetectionParams, Detector, detect, estimate_noise, subsample_waveforms
 from spikevae.filtering import BandpassFilter
 from spikevae.nsx_writer import write_nsx
 from spikevae.reader import open_recording
@@ -24,6 +25,24 @@ def test_injected_spikes_are_found_at_their_times_and_aligned(tmp_path):
     assert wf.shape == (len(ticks), 48)
     assert (wf.argmin(axis=1) == params.align_sample).all()
     assert np.all(np.diff(ts) > 0)  # stored in time order
+
+
+def test_waveforms_are_aligned_to_a_fraction_of_a_sample():
+    # one band-limited spike shape whose trough falls at a different fraction of a sample each
+    # time: cut at the whole sample the copies differ, resampled they are the same waveform
+    sos = signal.butter(4, (250, 7500), btype="bandpass", fs=30_000, output="sos")
+    fine = signal.sosfiltfilt(sos, np.r_[np.zeros(800), -np.hanning(60), np.zeros(800)])  # 10× upsampled
+    trough = int(fine.argmin())
+    phases = np.arange(10)
+    y = np.stack([fine[(trough + p) % 10::10] for p in phases]).astype(np.float32)
+    pos = np.abs(y).argmax(axis=1)
+    ch = np.arange(len(y))
+    whole = y[ch[:, None], pos[:, None] - 11 + np.arange(48)]
+    sub = subsample_waveforms(y, -y, ch, pos, 11, 48)
+    scale = np.abs(whole).max()
+    assert np.abs(whole - whole.mean(axis=0)).max() > 0.2 * scale
+    assert np.abs(sub - sub.mean(axis=0)).max() < 0.05 * scale
+    assert np.all(sub.argmin(axis=1) == 11)
 
 
 def test_the_threshold_defaults_to_the_bands_own(tmp_path):

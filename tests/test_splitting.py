@@ -45,11 +45,29 @@ def test_two_lookalikes_in_one_unit_are_split_but_one_jittered_neuron_is_not(ban
     assert len(np.unique(unit)) == 2
     assert max(np.mean(unit == truth), np.mean(unit != truth)) > 0.85
 
-    # Trough alignment off by up to a sample either way: BIC alone cuts this neuron in two
-    # halves (277 and 323 spikes with min_amplitude_ratio=1); their equal troughs keep it whole.
+    # Trough alignment off by up to a sample either way: BIC alone cuts this neuron in three
+    # pieces (289, 143 and 168 spikes with min_amplitude_ratio=1); their equal troughs keep it whole.
     one = np.stack([10 * _template(shift=s) for s in rng.uniform(-1, 1, big + small)]) + noise
     kept = split_units(np.zeros(len(one), int), np.zeros(len(one), int), one, one[:, 16], autocorr, params)
     assert (kept == 0).all()
     off = split_units(np.zeros(len(wf), int), np.zeros(len(wf), int), wf, wf[:, 16], autocorr,
                       dataclasses.replace(params, enabled=False))
     assert (off == 0).all()
+
+
+def test_a_small_lookalike_pair_is_split_with_the_pieces_sharing_a_covariance():
+    # 60 and 40 spikes, troughs 6 and 8.5 noise SD: BIC charges two full covariances more than
+    # so few spikes repay; two look-alikes share their electrode's noise, so one covariance
+    params = SortConfig(band_hz=(250, 7500)).split
+    splits = {"tied": 0, "full": 0}
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        noise, ac = band_noise(rng, 100)
+        wf = np.concatenate([6 * _template() * rng.lognormal(0, 0.05, (60, 1)),
+                             8.5 * _template(1.1) * rng.lognormal(0, 0.05, (40, 1))]) + noise
+        for cov in splits:
+            unit = split_units(np.zeros(100, int), np.zeros(100, int), wf, wf[:, 16], {0: ac},
+                               dataclasses.replace(params, covariance=cov))
+            splits[cov] += len(np.unique(unit)) == 2
+    assert params.covariance == "tied"
+    assert splits["tied"] >= 7 and splits["full"] <= 3
