@@ -2,7 +2,9 @@
 against the fastest peer (Tridesclous2) timed on the same file in the same run.
 
 Simulates the recording, then sorts it in a child process so that its peak RSS is measured
-alone (wait4 of that child). Anchors in the same run: the raw read of the file (neo,
+alone: the process's own (wait4 of that child) and, sampled every 0.1 s, that of the process
+and its clustering workers together (psutil; RSS counts the shared library pages in each
+process, so the sum errs high). Anchors in the same run: the raw read of the file (neo,
 int16 → µV), the floor for any sorter that reads the data; and the peer, run through
 SpikeInterface in its own child process with as many jobs as this machine has cores.
 
@@ -18,23 +20,48 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from spikevae.reader import open_recording
 from spikevae.simulate import SimulationConfig, simulate
 
 
-def timed_child(cmd: list[str]) -> tuple[float, float, str]:
-    """Seconds, peak RSS (MB) and stdout of a child process; RSS is that child's own."""
+def _tree_rss(proc: psutil.Process) -> int:
+    """Bytes resident in a process and all its descendants (workers that end meanwhile count 0)."""
+    total = 0
+    for q in [proc, *proc.children(recursive=True)]:
+        try:
+            total += q.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def timed_child(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Seconds, peak RSS (MB) of the child itself (wait4), peak RSS (MB) of the child and its
+    worker processes together (sampled every 0.1 s), and stdout."""
     t0 = time.perf_counter()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as p:
-        out = p.stdout.read()
-        _, status, usage = os.wait4(p.pid, 0)
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.append(p.stdout.read()))
+        reader.start()
+        proc, tree_peak = psutil.Process(p.pid), 0
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            tree_peak = max(tree_peak, _tree_rss(proc))
+            time.sleep(0.1)
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+        reader.join()
     if p.returncode:
         raise SystemExit(f"{cmd[:4]} failed with exit code {p.returncode}")
-    return time.perf_counter() - t0, usage.ru_maxrss / 1024, out
+    own = usage.ru_maxrss / 1024
+    return time.perf_counter() - t0, own, max(tree_peak / 2**20, own), out[0]
 
 
 def main():
@@ -63,11 +90,11 @@ def main():
         sorts = []
         for i, device in enumerate(args.device):
             out_dir = tmp / f"bench-{i}-{device}.spikevae"
-            total, peak_mb, _ = timed_child([sys.executable, "-m", "spikevae", "sort", str(rec_path), "--quiet",
+            total, peak_mb, all_mb, _ = timed_child([sys.executable, "-m", "spikevae", "sort", str(rec_path), "--quiet",
                                              "--device", device, "-o", str(out_dir)])
             run = json.loads((out_dir / "run.json").read_text())
             sorts.append({"device": device, "end_to_end_s": total, "end_to_end_x_realtime": duration / total,
-                          "peak_rss_mb": peak_mb,
+                          "peak_rss_mb": peak_mb, "peak_rss_with_workers_mb": all_mb,
                           **{f"{k}_x_realtime": duration / max(v, 1e-9) for k, v in run["seconds"].items()},
                           "seconds": run["seconds"], "counts": run["counts"]})
         total = sorts[0]["end_to_end_s"]
@@ -76,12 +103,13 @@ def main():
         if len(sorts) > 1:
             row["other_devices"] = sorts[1:]
         if args.peer != "none" and duration in args.peer_at:
-            sec, mb, out = timed_child([sys.executable, str(here / "peers.py"), args.peer, str(rec_path),
+            sec, mb, all_mb, out = timed_child([sys.executable, str(here / "peers.py"), args.peer, str(rec_path),
                                         "--band", *map(str, run["config"]["band_hz"]),
                                         "--n-jobs", str(os.cpu_count())])
             inner = json.loads(out.strip().splitlines()[-1])
             row["peer"] = {"sorter": args.peer, "units": inner["units"], "sort_s": inner["seconds"], "seconds": sec,
-                           "x_realtime": duration / sec, "peak_rss_mb": mb, "n_jobs": os.cpu_count()}
+                           "x_realtime": duration / sec, "peak_rss_mb": mb, "peak_rss_with_workers_mb": all_mb,
+                           "n_jobs": os.cpu_count()}
             for r in [row, *row.get("other_devices", [])]:
                 r["speedup_over_peer"] = sec / r["end_to_end_s"]
         rows.append(row)

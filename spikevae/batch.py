@@ -18,7 +18,7 @@ import glob
 import shutil
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +180,8 @@ def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int
     elif model is not None:
         raise SpikevaeError(f"--model {model}: no such file")
     client = _client(jobs, scheduler)  # an unreachable scheduler fails here, before any work
+    if client is not None and cfg.workers is None:
+        cfg = replace(cfg, workers=1)  # sessions already run side by side; no pool inside each
     try:
         out.mkdir(parents=True, exist_ok=True)
         if model_path.exists():

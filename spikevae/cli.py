@@ -102,15 +102,19 @@ def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms
 @click.option("--model", type=click.Path(dir_okay=False), help="Embed with this saved model.pt instead of training.")
 @click.option("--export", "exports", multiple=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),
               help="Also write the result in this format (repeatable); see `spikevae export`.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes that cluster and split electrodes [default: every core for 32 electrodes or more, "
+                   "else 1]; the result is the same for any number.")
 @settings_options
-def sort(recording, out, overwrite, features, pca_components, model, exports, quiet, **settings):
+def sort(recording, out, overwrite, features, pca_components, model, exports, workers, quiet, **settings):
     """Sort RECORDING (a Blackrock .ns6, or a .nev of cut waveforms) into units, one result folder out."""
     from .export import EXTRAS, require_extra
     from .export import export as run_export
     from .pipeline import sort as run_sort
     from .progress import Reporter
 
-    cfg = build_config(**settings, features=features, pca_components=pca_components)
+    cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components),
+                              workers=workers)
     for fmt in exports:  # a missing extra stops the sort before it starts
         module, extra = EXTRAS[fmt]
         if module is not None:

@@ -20,6 +20,7 @@ class SortConfig:
     pca_components: int = 3                # for features="pca"
     device: str = "auto"                   # auto, cpu or cuda
     seed: int = 0
+    workers: int | None = None             # processes for clustering and split; None = parallel.pool_size's choice
     detection: DetectionParams = field(default_factory=DetectionParams)
     vae: VAEConfig = field(default_factory=VAEConfig)
     cluster: ClusterParams = field(default_factory=ClusterParams)

@@ -24,6 +24,7 @@ from .filtering import BandpassFilter
 from .metrics import UnitTable, unit_table
 from .nev import read_nev_spikes
 from .output import default_out, save_npy, save_npz, staged_folder, write_json, write_units_csv
+from .parallel import pool_size
 from .progress import Reporter
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
 from .splitting import split_units
@@ -76,12 +77,14 @@ def label_units(features, electrode, electrode_ids, waveforms, timestamps, ampli
     """Cluster every electrode, split look-alikes, curate the units and describe them;
     ``noise_autocorr`` maps a channel index to its noise autocorrelation."""
     n_el = len(np.unique(electrode)) if len(electrode) else 0
+    workers = pool_size(cfg.workers, n_el)
     with rep.bar("cluster", n_el, unit="electrode") as up:
-        unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space_out)
+        unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space_out,
+                                 workers=workers)
     if cfg.split.enabled:
         with rep.bar("split", n_el, unit="electrode") as up:
             unit = split_units(unit, electrode, waveforms, amplitude, noise_autocorr, cfg.split, cfg.seed,
-                               progress=up)
+                               progress=up, workers=workers)
     unit = curate(unit, electrode, timestamps, amplitude, waveforms, threshold_uv, duration_s, cfg.curation)
     return unit, unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
                             duration_s, cfg.detection.align_sample)

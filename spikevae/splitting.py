@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
 
 from .clustering import UNSORTED
+from .parallel import map_electrodes
 from .store import groups
 from .whitening import SHRINKAGE, whitener
 
@@ -74,39 +74,51 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np
     return side if max(a, b) >= p.min_amplitude_ratio * min(a, b) else None
 
 
+def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarray, autocorr: np.ndarray | None,
+                    params: SplitParams, seed: int = 0) -> np.ndarray:
+    """Split the units of one electrode: per spike, 0 where its unit stays, or k when it went
+    to the k-th new piece (numbered in the order the pieces were made)."""
+    piece = np.zeros(len(lab), np.int64)
+    wf = np.asarray(waveforms, dtype=np.float64)
+    x = wf @ whitener(autocorr, wf.shape[1], params.shrinkage)
+    amp = np.abs(np.asarray(amplitude))
+    made = 0
+    for u in np.unique(lab[lab != UNSORTED]):
+        todo, pieces = [np.flatnonzero(lab == u)], 1
+        while todo and pieces < params.max_units:
+            m = todo.pop()
+            if len(m) < 2 * params.min_spikes:
+                continue
+            side = _two_groups(x[m], amp[m], params, seed)
+            if side is None:
+                continue
+            made += 1
+            piece[m[side]] = made
+            pieces += 1
+            todo += [m[~side], m[side]]
+    return piece
+
+
 def split_units(unit: np.ndarray, electrode: np.ndarray, waveforms, amplitude, autocorr: dict,
-                params: SplitParams, seed: int = 0, progress=None) -> np.ndarray:
+                params: SplitParams, seed: int = 0, progress=None, workers: int = 1) -> np.ndarray:
     """Unit ids after splitting (new units numbered after the existing ones; −1 stays);
-    ``autocorr`` maps a channel index to its noise autocorrelation (or None)."""
+    ``autocorr`` maps a channel index to its noise autocorrelation (or None). Electrodes are
+    split on ``workers`` processes (the same labels for any number)."""
     unit = np.asarray(unit).copy()
     if not params.enabled:
         return unit
     if params.min_amplitude_ratio is None:
         raise ValueError("SplitParams.min_amplitude_ratio is unset: take default_split_ratio(band_hz)")
     next_id = unit.max(initial=-1) + 1
-    with threadpool_limits(1):  # small matrices: threads cost more than they gain (see clustering)
-        for ch, idx in groups(electrode).items():
-            lab = unit[idx]
-            ids = np.unique(lab[lab != UNSORTED])
-            if progress is not None:
-                progress(1)
-            if not len(ids):
-                continue
-            wf = np.asarray(waveforms[idx], dtype=np.float64)
-            x = wf @ whitener(autocorr.get(ch), wf.shape[1], params.shrinkage)
-            amp = np.abs(np.asarray(amplitude[idx]))
-            for u in ids:
-                todo, pieces = [np.flatnonzero(lab == u)], 1
-                while todo and pieces < params.max_units:
-                    m = todo.pop()
-                    if len(m) < 2 * params.min_spikes:
-                        continue
-                    side = _two_groups(x[m], amp[m], params, seed)
-                    if side is None:
-                        continue
-                    lab[m[side]] = next_id
-                    next_id += 1
-                    pieces += 1
-                    todo += [m[~side], m[side]]
-            unit[idx] = lab
+    by_electrode = groups(electrode)
+    n_electrodes = len(by_electrode)
+    by_electrode = [(ch, idx) for ch, idx in by_electrode.items() if (unit[idx] != UNSORTED).any()]
+    if progress is not None:
+        progress(n_electrodes - len(by_electrode))  # nothing sorted there, nothing to split
+    tasks = ((unit[idx], np.asarray(waveforms[idx]), np.asarray(amplitude[idx]), autocorr.get(ch), params, seed)
+             for ch, idx in by_electrode)
+    for (_, idx), piece in zip(by_electrode, map_electrodes(split_electrode, tasks, workers, progress)):
+        new = piece > 0
+        unit[idx[new]] = next_id + piece[new] - 1
+        next_id += piece.max(initial=0)
     return unit

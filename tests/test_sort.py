@@ -53,10 +53,11 @@ def test_result_folder_holds_what_other_tools_load(sorted_small):
     assert not list(out.parent.glob(".*partial*"))
 
 
-def test_seeded_sort_is_reproducible_and_a_saved_model_is_reused(sorted_small, small_recording, tmp_path):
+def test_seeded_sort_is_reproducible_on_any_number_of_workers_and_a_saved_model_is_reused(
+        sorted_small, small_recording, tmp_path):
     result, _ = sorted_small
     path, _ = small_recording
-    again = spikevae.sort(path, fast_config(), out=tmp_path / "again")
+    again = spikevae.sort(path, fast_config(workers=2), out=tmp_path / "again")
     reused = spikevae.sort(path, fast_config(), out=tmp_path / "reused", model=result.out / "model.pt")
     a, b, c = (spikevae.load_result(r.out)["spikes"] for r in (result, again, reused))
     np.testing.assert_array_equal(a["latent"], b["latent"])
@@ -83,7 +84,7 @@ def test_cli_sorts_and_reports_bad_input_in_one_line(small_recording, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
     ok = runner.invoke(main, ["sort", str(path), "-o", str(out), "--steps", "30", "--max-train", "2000",
-                              "--channels", "1-3", "--device", "cpu", "--quiet"])
+                              "--channels", "1-3", "--device", "cpu", "--workers", "2", "--quiet"])
     assert ok.exit_code == 0, ok.output
     assert (out / "units.csv").is_file()
 

@@ -71,3 +71,25 @@ def test_a_small_lookalike_pair_is_split_with_the_pieces_sharing_a_covariance():
             splits[cov] += len(np.unique(unit)) == 2
     assert params.covariance == "tied"
     assert splits["tied"] >= 7 and splits["full"] <= 3
+
+
+def test_electrodes_split_on_two_processes_as_on_one_and_new_units_follow_the_old():
+    params = SortConfig(band_hz=(250, 7500)).split
+    rng = np.random.default_rng(0)
+    wf, electrode, autocorr = [], [], {}
+    for ch in range(3):  # a look-alike pair, one neuron, a look-alike pair
+        noise, autocorr[ch] = band_noise(rng, 600)
+        if ch == 1:
+            x = 10 * _template() * rng.lognormal(0, 0.05, (600, 1))
+        else:
+            x = np.concatenate([10 * _template() * rng.lognormal(0, 0.05, (400, 1)),
+                                7.5 * _template(1.1) * rng.lognormal(0, 0.05, (200, 1))])
+        wf.append(x + noise)
+        electrode.append(np.full(600, ch))
+    wf, electrode = np.concatenate(wf), np.concatenate(electrode)
+    unit = electrode.copy()  # one unit per electrode, ids 0-2
+    one, two = (split_units(unit, electrode, wf, wf[:, 16], autocorr, params, workers=w) for w in (1, 2))
+    np.testing.assert_array_equal(one, two)
+    assert sorted(np.unique(two[electrode == 0])) == [0, 3]
+    assert sorted(np.unique(two[electrode == 1])) == [1]
+    assert sorted(np.unique(two[electrode == 2])) == [2, 4]

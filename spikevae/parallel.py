@@ -1,0 +1,65 @@
+"""Per-electrode work spread over worker processes, results back in electrode order.
+
+Clustering and the look-alike split fit many small Gaussian mixtures, one electrode after
+another. That work is bound by the Python interpreter, so threads gain nothing (96 el ×
+10 min: 14.4 s on two threads, 14.6 s on one) and electrodes go to processes instead:
+joblib's loky pool, which is reused from clustering to split (and from one sort to the next
+in one Python process), so its workers start and import spikevae once. Each task runs on
+one BLAS/OpenMP thread: on matrices of at most 2000 × a few columns the threads cost more
+in synchronisation than they gain (clustering took twice as long on two threads as on one,
+benchmarks/RESULTS.md). Results are the same for any number of workers.
+
+The pool's start (about 2 s: each worker imports scikit-learn) costs what clustering and
+split of some 30 electrodes take on one core, so by default a recording of fewer than
+``MIN_POOL_ELECTRODES`` electrodes stays in this process. On this 2-core machine, cluster +
+split in one process against two fresh workers: 16 el × 20 s 1.7 and 2.8 s; 32 el × 60 s
+4.8 and 4.4 s; 96 el × 60 s 14.6 and 9.9 s; 96 el × 10 min 21.8 and 13.7 s (11.6 s with the
+workers already started).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+
+def available_cores() -> int:
+    """Cores this process may run on (a batch scheduler's allocation, not the whole node)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+MIN_POOL_ELECTRODES = 32
+
+
+def pool_size(requested: int | None, n_electrodes: int) -> int:
+    """Worker processes for ``n_electrodes``: ``requested`` if given, else every available core
+    for a recording of at least ``MIN_POOL_ELECTRODES`` electrodes and 1 for a smaller one."""
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"workers must be at least 1, not {requested}")
+        return requested
+    return available_cores() if n_electrodes >= MIN_POOL_ELECTRODES else 1
+
+
+def _on_one_thread(fn: Callable, *args):
+    with threadpool_limits(1):
+        return fn(*args)
+
+
+def map_electrodes(fn: Callable, tasks: Iterable[tuple], workers: int, progress=None) -> Iterator:
+    """``fn(*task)`` for every task, in order, on ``workers`` processes (1: in this one).
+    ``tasks`` is consumed lazily, so only a few electrodes' data are in flight at once."""
+    if workers <= 1:
+        results = (_on_one_thread(fn, *task) for task in tasks)
+    else:
+        results = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(_on_one_thread)(fn, *task) for task in tasks)
+    for result in results:
+        if progress is not None:
+            progress(1)
+        yield result
