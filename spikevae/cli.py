@@ -174,16 +174,18 @@ def batch(sessions, out, model, jobs, scheduler, quiet, **settings):
 @click.option("--hard", is_flag=True, help="Up to 4 units per electrode, bursts, look-alikes, more artifacts and hash.")
 @click.option("--subsample-timing", is_flag=True,
               help="Draw each spike at its exact time between two samples, as a real recording samples it.")
+@click.option("--nev", is_flag=True,
+              help="Also write OUT.nev: the spikes a Blackrock system would cut online (causal 250 Hz-5 kHz, "
+                   "-4.5 x noise, 48 samples from 10 before the crossing), to test sorting .nev files.")
 @click.option("-q", "--quiet", is_flag=True)
-def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_timing, quiet):
+def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_timing, nev, quiet):
     """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz."""
     from .progress import Reporter
-    from .simulate import SimulationConfig
+    from .simulate import HARD, SimulationConfig
     from .simulate import simulate as run_simulation
 
     if not out.endswith(".ns6"):
         raise SpikevaeError(f"{out}: the simulated recording must be named *.ns6")
-    from .simulate import HARD
 
     cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed,
                            subsample_timing=subsample_timing, **(HARD if hard else {}))
@@ -191,6 +193,11 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_ti
     with rep.bar("simulate", duration, unit="s", scale=1 / 30_000) as up:
         gt = run_simulation(out, cfg, progress=up)
     rep.info(f"{len(gt.unit_electrode)} units, {len(gt.timestamp)} spikes → {out}")
+    if nev:
+        from .simulate import cut_online
+
+        nev_path = out[:-len(".ns6")] + ".nev"
+        rep.info(f"{cut_online(out, nev_path)} spikes cut online → {nev_path}")
 
 
 @main.command(cls=_Command)

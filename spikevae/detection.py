@@ -158,8 +158,8 @@ def subsample_waveforms(y: np.ndarray, s: np.ndarray, ch: np.ndarray, pos: np.nd
     a parabola through the extremum and its neighbours; the window is resampled at t + δ with
     a Lanczos kernel (a windowed sinc: for a band-limited signal, near its value between samples)."""
     left, mid, right = s[ch, pos - 1], s[ch, pos], s[ch, pos + 1]
-    # mid > left (local_maxima), so the parabola's curvature is negative, never zero
-    delta = np.clip(0.5 * (left - right) / (left - 2 * mid + right), -0.5, 0.5)
+    curvature = left - 2 * mid + right  # < 0 at a local maximum; a flat top is left whole
+    delta = np.clip(0.5 * (left - right) / np.where(curvature < 0, curvature, -np.inf), -0.5, 0.5)
     x = delta[:, None] - np.arange(-half, half + 1)[None, :]
     kernel = np.sinc(x) * np.sinc(x / (half + 1))
     kernel /= kernel.sum(axis=1, keepdims=True)
@@ -245,19 +245,41 @@ def detect(filt: BandpassFilter, params: DetectionParams, folder, progress=None)
     return Detection(store=store, noise=noise, threshold_uv=params.threshold * noise.noise_uv, counts=counts)
 
 
+def realign_waveforms(wf: np.ndarray, polarity: str, align: int, half: int = INTERP_HALF,
+                      rows: int = 1 << 16) -> np.ndarray:
+    """Waveforms cut elsewhere, moved so that their extremum sits at ``align`` to a fraction
+    of a sample, as ``detect`` cuts them. A recording system cuts at the threshold crossing
+    (Blackrock's Central: 10 samples into the 48), and the trough follows it by a varying
+    part of a sample to a few samples, which splits a unit as whole-sample cuts do. The
+    extremum is looked for in the window's first half; samples shifted in from beyond the
+    window are zero (the band-passed signal's mean)."""
+    n, m = wf.shape
+    out = np.empty((n, m), np.float32)
+    pad = m + half
+    for a in range(0, n, rows):
+        w = np.asarray(wf[a:a + rows], np.float32)
+        s = -w if polarity == "neg" else (w if polarity == "pos" else np.abs(w))
+        pos = 1 + np.argmax(s[:, 1:m // 2], axis=1)
+        y, sp = np.pad(w, ((0, 0), (pad, pad))), np.pad(s, ((0, 0), (pad, pad)))
+        out[a:a + len(w)] = subsample_waveforms(y, sp, np.arange(len(w)), pos + pad, align, m, half)
+    return out
+
+
 def from_waveforms(spikes: dict, electrode_ids: np.ndarray, params: DetectionParams, folder) -> Detection:
     """A detection made elsewhere (the recording system's cut waveforms in a .nev): noise per
-    electrode from the waveforms' first samples, before any threshold crossing; the system's
+    electrode from the waveforms' first samples, before any threshold crossing; waveforms
+    moved to their trough (``realign_waveforms``; timestamps stay the file's); the system's
     threshold as the smallest trough it cut."""
     channel = np.searchsorted(electrode_ids, spikes["electrode_id"])
-    wf = spikes["waveform"]
-    if wf.shape[1] != params.n_samples:
-        raise SpikevaeError(f"the file's waveforms have {wf.shape[1]} samples; pass a matching n_samples "
+    raw = spikes["waveform"]
+    if raw.shape[1] != params.n_samples:
+        raise SpikevaeError(f"the file's waveforms have {raw.shape[1]} samples; pass a matching n_samples "
                             f"(spikevae cuts {params.n_samples})")
+    wf = realign_waveforms(raw, params.polarity, params.align_sample)
     pre = max(2, params.align_sample - 5)
     noise, threshold = np.zeros(len(electrode_ids)), np.zeros(len(electrode_ids))
     for c, idx in groups(channel).items():
-        noise[c] = np.median(np.abs(wf[idx, :pre])) / 0.6745
+        noise[c] = np.median(np.abs(raw[idx, :pre])) / 0.6745
         threshold[c] = np.abs(wf[idx, params.align_sample]).min()
     skipped = {c: "flat (no signal)" for c in range(len(electrode_ids)) if not noise[c] > 0.1}
     keep = ~np.isin(channel, list(skipped))

@@ -1,7 +1,8 @@
 import numpy as np
 from scipy import signal
 
-from spikevae.detection import DetectionParams, Detector, detect, estimate_noise, subsample_waveforms
+from spikevae.detection import (DetectionParams, Detector, detect, estimate_noise, realign_waveforms,
+                                subsample_waveforms)
 from spikevae.filtering import BandpassFilter
 from spikevae.nsx_writer import write_nsx
 from spikevae.reader import open_recording
@@ -43,6 +44,23 @@ def test_waveforms_are_aligned_to_a_fraction_of_a_sample():
     assert np.abs(whole - whole.mean(axis=0)).max() > 0.2 * scale
     assert np.abs(sub - sub.mean(axis=0)).max() < 0.05 * scale
     assert np.all(sub.argmin(axis=1) == 11)
+
+
+def test_waveforms_cut_elsewhere_are_moved_to_their_trough():
+    # one band-limited spike cut as a recording system cuts it: its trough 1-6 samples after
+    # sample 10, at 10 phases between samples each
+    sos = signal.butter(4, (250, 5000), btype="bandpass", fs=30_000, output="sos")
+    fine = signal.sosfiltfilt(sos, np.r_[np.zeros(800), -np.hanning(60), np.zeros(800)])  # 10× upsampled
+    trough = int(fine.argmin())
+    cuts = np.stack([fine[trough - 10 * k - p:][::10][:48] for k in range(11, 16) for p in range(10)])
+    assert set(cuts.argmin(axis=1)) == set(range(11, 17))
+    moved = realign_waveforms(cuts.astype(np.float32), "neg", 11)
+    scale = np.abs(cuts).max()
+    assert np.all(moved.argmin(axis=1) == 11)
+    assert np.abs(moved - moved.mean(axis=0)).max() < 0.05 * scale
+    # the trough between two samples is found again, where a whole-sample cut misses up to 10 % of it
+    assert cuts.min(axis=1).max() > 0.95 * fine.min()
+    np.testing.assert_allclose(moved.min(axis=1), fine.min(), rtol=0.02)
 
 
 def test_the_threshold_defaults_to_the_bands_own(tmp_path):

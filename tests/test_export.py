@@ -7,6 +7,9 @@ import spikevae
 from spikevae.cli import main
 from spikevae.errors import SpikevaeError
 from spikevae.export import export, require_extra, to_spikeinterface
+from spikevae.groundtruth import score
+from spikevae.nev import read_nev_spikes
+from spikevae.simulate import cut_online
 from spikevae.utah import grid_positions
 
 from .conftest import fast_config
@@ -75,6 +78,24 @@ def test_sorting_a_nev_sorts_its_waveforms_without_filtering(sorted_small, tmp_p
     np.testing.assert_array_equal(np.sort(b["spikes"]["timestamp"]), np.sort(a["spikes"]["timestamp"]))
     # the same waveforms sort into about the same units
     assert abs(b["run"]["counts"]["units"] - a["run"]["counts"]["units"]) <= 2
+
+
+def test_a_nev_cut_online_is_sorted_into_the_true_units(small_recording, tmp_path):
+    path, gt = small_recording
+    nev = tmp_path / "online.nev"
+    n = cut_online(path, nev)
+    cut = read_nev_spikes(nev)
+    assert len(cut["timestamp"]) == n > 0
+    crossed = cut["waveform"][:, 10] < cut["waveform"][:, 9]  # the crossing at sample 10, going down
+    assert crossed.mean() > 0.95
+    assert len(set(cut["waveform"][:, :24].argmin(axis=1))) >= 4  # troughs 1 to a few samples after it
+    result = spikevae.sort(nev, fast_config(band_hz=(250.0, 5000.0)), out=tmp_path / "sorted")
+    spikes = spikevae.load_result(result.out)["spikes"]
+    wf = np.load(result.out / "spike_waveforms.npy")
+    assert np.mean(wf.argmin(axis=1) == 11) > 0.95  # moved to the trough, as detect cuts
+    np.testing.assert_array_equal(np.sort(spikes["timestamp"]), cut["timestamp"])  # the file's times
+    scores = score(gt, spikes["timestamp"], spikes["unit"])
+    assert scores.well_detected >= 0.8 * len(gt.unit_electrode)
 
 
 def test_spikeinterface_sorting_and_saved_folder(sorted_small, tmp_path):

@@ -62,7 +62,7 @@ def test_subsample_timing_draws_each_spike_at_its_own_phase(tmp_path):
     assert min(np.corrcoef(c, cuts[False][0])[0, 1] for c in cuts[True]) > 0.9  # ... of the same shape
 
 
-def test_the_cli_simulates_with_subsample_timing(tmp_path):
+def test_the_cli_simulates_with_subsample_timing_and_cuts_a_nev(tmp_path):
     runner = CliRunner()
     for flag in ([], ["--subsample-timing"]):
         out = tmp_path / f"c{len(flag)}.ns6"
@@ -71,3 +71,7 @@ def test_the_cli_simulates_with_subsample_timing(tmp_path):
     a, b = GroundTruth.load(tmp_path / "c0.gt.npz"), GroundTruth.load(tmp_path / "c1.gt.npz")
     np.testing.assert_array_equal(a.timestamp, b.timestamp)  # same spikes, drawn at other phases
     assert (tmp_path / "c0.ns6").read_bytes() != (tmp_path / "c1.ns6").read_bytes()
+    assert not (tmp_path / "c0.nev").exists()
+    r = runner.invoke(main, ["simulate", str(tmp_path / "n.ns6"), "--electrodes", "3", "--duration", "2", "-q", "--nev"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "n.nev").read_bytes()[:8] == b"NEURALEV"
