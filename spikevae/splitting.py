@@ -77,23 +77,25 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np
 def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarray, autocorr: np.ndarray | None,
                     params: SplitParams, seed: int = 0) -> np.ndarray:
     """Split the units of one electrode: per spike, 0 where its unit stays, or k when it went
-    to the k-th new piece (numbered in the order the pieces were made)."""
+    to the k-th new piece (numbered in the order the pieces were made). One unit's whitened
+    waveforms are in memory at a time."""
     piece = np.zeros(len(lab), np.int64)
-    wf = np.asarray(waveforms, dtype=np.float64)
-    x = wf @ whitener(autocorr, wf.shape[1], params.shrinkage)
+    w = whitener(autocorr, waveforms.shape[1], params.shrinkage)
     amp = np.abs(np.asarray(amplitude))
     made = 0
     for u in np.unique(lab[lab != UNSORTED]):
-        todo, pieces = [np.flatnonzero(lab == u)], 1
+        members = np.flatnonzero(lab == u)
+        x = np.asarray(waveforms[members], dtype=np.float64) @ w
+        todo, pieces = [np.arange(len(members))], 1
         while todo and pieces < params.max_units:
             m = todo.pop()
             if len(m) < 2 * params.min_spikes:
                 continue
-            side = _two_groups(x[m], amp[m], params, seed)
+            side = _two_groups(x[m], amp[members[m]], params, seed)
             if side is None:
                 continue
             made += 1
-            piece[m[side]] = made
+            piece[members[m[side]]] = made
             pieces += 1
             todo += [m[~side], m[side]]
     return piece
@@ -112,7 +114,9 @@ def split_units(unit: np.ndarray, electrode: np.ndarray, waveforms, amplitude, a
     next_id = unit.max(initial=-1) + 1
     by_electrode = groups(electrode)
     n_electrodes = len(by_electrode)
-    by_electrode = [(ch, idx) for ch, idx in by_electrode.items() if (unit[idx] != UNSORTED).any()]
+    # unsorted spikes are never split: only the sorted ones go to the workers
+    by_electrode = [(ch, idx[unit[idx] != UNSORTED]) for ch, idx in by_electrode.items()]
+    by_electrode = [(ch, idx) for ch, idx in by_electrode if len(idx)]
     if progress is not None:
         progress(n_electrodes - len(by_electrode))  # nothing sorted there, nothing to split
     tasks = ((unit[idx], np.asarray(waveforms[idx]), np.asarray(amplitude[idx]), autocorr.get(ch), params, seed)
