@@ -146,6 +146,11 @@ def local_maxima(s: np.ndarray, thr: np.ndarray, dead: int) -> tuple[np.ndarray,
     return ch[keep], pos[keep]
 
 
+def signed(y: np.ndarray, polarity: str) -> np.ndarray:
+    """``y`` turned so that the spikes sought (polarity neg, pos or both) are its maxima."""
+    return -y if polarity == "neg" else (y if polarity == "pos" else np.abs(y))
+
+
 def subsample_waveforms(y: np.ndarray, s: np.ndarray, ch: np.ndarray, pos: np.ndarray, align: int,
                         n_samples: int, half: int = INTERP_HALF) -> np.ndarray:
     """Waveforms of ``y`` (channels × samples) with the extremum of ``s`` (y signed by polarity)
@@ -192,7 +197,7 @@ class Detector:
     def events(self, chunk: Chunk) -> tuple[dict, dict]:
         """Accepted events of this chunk's own samples, and the counts of what was rejected."""
         y, p = chunk.data, self.p
-        s = -y if p.polarity == "neg" else (y if p.polarity == "pos" else np.abs(y))
+        s = signed(y, p.polarity)
         thr = np.where(self.good, p.threshold * self.noise.noise_uv, np.inf).astype(np.float32)
         ch, pos = local_maxima(s, thr, self.dead)  # channel-major; reordered by time below
         fits = (pos >= p.align_sample + INTERP_HALF) & \
@@ -258,7 +263,7 @@ def realign_waveforms(wf: np.ndarray, polarity: str, align: int, half: int = INT
     pad = m + half
     for a in range(0, n, rows):
         w = np.asarray(wf[a:a + rows], np.float32)
-        s = -w if polarity == "neg" else (w if polarity == "pos" else np.abs(w))
+        s = signed(w, polarity)
         pos = 1 + np.argmax(s[:, 1:m // 2], axis=1)
         y, sp = np.pad(w, ((0, 0), (pad, pad))), np.pad(s, ((0, 0), (pad, pad)))
         out[a:a + len(w)] = subsample_waveforms(y, sp, np.arange(len(w)), pos + pad, align, m, half)

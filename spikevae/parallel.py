@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from threadpoolctl import threadpool_limits
 
 
@@ -46,20 +46,19 @@ def pool_size(requested: int | None, n_electrodes: int) -> int:
     return available_cores() if n_electrodes >= MIN_POOL_ELECTRODES else 1
 
 
-def _on_one_thread(fn: Callable, *args):
-    with threadpool_limits(1):
-        return fn(*args)
-
-
 def map_electrodes(fn: Callable, tasks: Iterable[tuple], workers: int, progress=None) -> Iterator:
     """``fn(*task)`` for every task, in order, on ``workers`` processes (1: in this one).
     ``tasks`` is consumed lazily, so only a few electrodes' data are in flight at once."""
     if workers <= 1:
-        results = (_on_one_thread(fn, *task) for task in tasks)
-    else:
-        results = Parallel(n_jobs=workers, return_as="generator")(
-            delayed(_on_one_thread)(fn, *task) for task in tasks)
-    for result in results:
-        if progress is not None:
-            progress(1)
-        yield result
+        with threadpool_limits(1):  # once per call: entering it costs ~3 ms
+            for task in tasks:
+                result = fn(*task)
+                if progress is not None:
+                    progress(1)
+                yield result
+        return
+    with parallel_config(backend="loky", inner_max_num_threads=1):  # set as each worker starts
+        for result in Parallel(n_jobs=workers, return_as="generator")(delayed(fn)(*task) for task in tasks):
+            if progress is not None:
+                progress(1)
+            yield result

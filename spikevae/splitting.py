@@ -112,13 +112,11 @@ def split_units(unit: np.ndarray, electrode: np.ndarray, waveforms, amplitude, a
     if params.min_amplitude_ratio is None:
         raise ValueError("SplitParams.min_amplitude_ratio is unset: take default_split_ratio(band_hz)")
     next_id = unit.max(initial=-1) + 1
-    by_electrode = groups(electrode)
-    n_electrodes = len(by_electrode)
+    every = groups(electrode)
     # unsorted spikes are never split: only the sorted ones go to the workers
-    by_electrode = [(ch, idx[unit[idx] != UNSORTED]) for ch, idx in by_electrode.items()]
-    by_electrode = [(ch, idx) for ch, idx in by_electrode if len(idx)]
+    by_electrode = [(ch, s) for ch, idx in every.items() if len(s := idx[unit[idx] != UNSORTED])]
     if progress is not None:
-        progress(n_electrodes - len(by_electrode))  # nothing sorted there, nothing to split
+        progress(len(every) - len(by_electrode))  # nothing sorted there, nothing to split
     tasks = ((unit[idx], np.asarray(waveforms[idx]), np.asarray(amplitude[idx]), autocorr.get(ch), params, seed)
              for ch, idx in by_electrode)
     for (_, idx), piece in zip(by_electrode, map_electrodes(split_electrode, tasks, workers, progress)):
