@@ -33,8 +33,6 @@ class VAEConfig:
     max_train: int = 60_000    # waveforms drawn (balanced across electrodes) for training
     val_fraction: float = 0.1
     whiten: bool = True        # input whitened by its electrode's noise (whitening.py); False: SD units only
-    condition: bool = False    # encoder and decoder also see the electrode's median waveform
-    input_noise: float = 0.0   # SD, in noise SDs, of white noise added to the encoder's input in training
 
     def capacity(self, step: int) -> float:
         """Capacity target at ``step`` (0-based): a linear ramp, then held at ``c_max``."""
@@ -47,16 +45,15 @@ class Encoder(nn.Module):
         super().__init__()
         c = cfg.channels
         self.conv = nn.Sequential(
-            nn.Conv1d(2 if cfg.condition else 1, c, 5, padding=2), nn.ELU(), nn.MaxPool1d(2),
+            nn.Conv1d(1, c, 5, padding=2), nn.ELU(), nn.MaxPool1d(2),
             nn.Conv1d(c, c, 3, padding=1), nn.ELU(), nn.MaxPool1d(2),
             nn.Conv1d(c, c, 3, padding=1), nn.ELU(), nn.MaxPool1d(2),
         )
         self.dense = nn.Sequential(nn.Flatten(), nn.Linear(c * cfg.n_samples // 8, cfg.hidden), nn.ELU(),
                                    nn.Linear(cfg.hidden, 2 * cfg.latent_dim))
 
-    def forward(self, x, cond=None):  # x, cond: (batch, n_samples)
-        x = x[:, None, :] if cond is None else torch.stack([x, cond], dim=1)
-        mu, logvar = self.dense(self.conv(x)).chunk(2, dim=1)
+    def forward(self, x):  # x: (batch, n_samples)
+        mu, logvar = self.dense(self.conv(x[:, None, :])).chunk(2, dim=1)
         return mu, logvar
 
 
@@ -64,8 +61,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         c, self.c, self.t = cfg.channels, cfg.channels, cfg.n_samples // 8
-        self.dense = nn.Sequential(nn.Linear(cfg.latent_dim + (cfg.n_samples if cfg.condition else 0), cfg.hidden),
-                                   nn.ELU(),
+        self.dense = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden), nn.ELU(),
                                    nn.Linear(cfg.hidden, c * self.t), nn.ELU())
         self.conv = nn.Sequential(
             nn.Upsample(scale_factor=2), nn.Conv1d(c, c, 3, padding=1), nn.ELU(),
@@ -74,8 +70,7 @@ class Decoder(nn.Module):
             nn.Conv1d(c, 1, 1),
         )
 
-    def forward(self, z, cond=None):
-        z = z if cond is None else torch.cat([z, cond], dim=1)
+    def forward(self, z):
         return self.conv(self.dense(z).view(-1, self.c, self.t))[:, 0, :]
 
 
@@ -88,18 +83,17 @@ class BetaVAE(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
 
-    def forward(self, x, cond=None):
-        mu, logvar = self.encoder(x, cond)
+    def forward(self, x):
+        mu, logvar = self.encoder(x)
         if self.cfg.variational and self.training:
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         else:
             z = mu
-        return self.decoder(z, cond), mu, logvar
+        return self.decoder(z), mu, logvar
 
-    def loss(self, x, capacity: float, x_in=None, cond=None):
-        """(loss, reconstruction, KL), each the mean over the batch of per-waveform sums; the
-        encoder sees ``x_in`` (a noisier copy, say) when given, the reconstruction is scored on ``x``."""
-        x_hat, mu, logvar = self(x if x_in is None else x_in, cond)
+    def loss(self, x, capacity: float):
+        """(loss, reconstruction, KL), each the mean over the batch of per-waveform sums."""
+        x_hat, mu, logvar = self(x)
         recon = ((x - x_hat) ** 2).sum(dim=1).mean()
         kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(dim=1)).mean()
         if not self.cfg.variational:

@@ -93,18 +93,14 @@ def balanced_sample(electrode: np.ndarray, cap: int, rng: np.random.Generator) -
     return np.sort(np.concatenate(picks + [np.zeros(0, np.int64)]))
 
 
-def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None,
-          noise_sd: float = 1.0, cond: np.ndarray | None = None) -> TrainedModel:
-    """Train on network-ready waveforms ``x`` (n, samples), already normalised; see ``fit``.
-    ``noise_sd`` is the recording noise's SD in those units."""
+def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
+    """Train on network-ready waveforms ``x`` (n, samples), already normalised; see ``fit``."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     n_val = int(len(x) * cfg.val_fraction) if len(x) >= 200 else 0
     perm = torch.randperm(len(x), generator=gen)
     data = torch.as_tensor(x, dtype=torch.float32)
     val, trn = data[perm[:n_val]].to(device), data[perm[n_val:]].to(device)
-    cdata = torch.as_tensor(cond, dtype=torch.float32) if cond is not None else None
-    cval, ctrn = (cdata[perm[:n_val]].to(device), cdata[perm[n_val:]].to(device)) if cond is not None else (None, None)
     net = BetaVAE(cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     history = {k: [] for k in ("step", "loss", "recon", "kl", "capacity", "val_recon", "val_kl", "seconds")}
@@ -116,13 +112,10 @@ def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, pr
         if pos + cfg.batch_size > len(trn) and pos > 0:  # next pass over the data
             order, pos = torch.randperm(len(trn), generator=gen).to(device), 0
         xb = trn[order[pos:pos + cfg.batch_size]]
-        cb = ctrn[order[pos:pos + cfg.batch_size]] if ctrn is not None else None
         pos += cfg.batch_size
         c = cfg.capacity(step)
         net.train()
-        x_in = xb + (cfg.input_noise * noise_sd) * torch.randn(xb.shape, generator=gen).to(device) \
-            if cfg.input_noise > 0 else None
-        loss, recon, kl = net.loss(xb, c, x_in, cb)
+        loss, recon, kl = net.loss(xb, c)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -136,7 +129,7 @@ def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, pr
             raise SpikevaeError(f"training diverged at step {step + 1} (loss {loss}); lower the learning rate")
         net.eval()
         with torch.no_grad():
-            _, v_recon, v_kl = net.loss(val, c, cond=cval) if n_val else (0, torch.tensor(0.0), torch.tensor(0.0))
+            _, v_recon, v_kl = net.loss(val, c) if n_val else (0, torch.tensor(0.0), torch.tensor(0.0))
         for k, v in zip(history, (step + 1, loss, recon, kl, c, float(v_recon), float(v_kl), time.perf_counter() - t0)):
             history[k].append(v)
         if progress is not None:
@@ -152,25 +145,14 @@ def fit(waveforms: np.ndarray, electrode: np.ndarray, noise: NoiseEstimate, cfg:
     electrode = np.asarray(electrode)
     idx = balanced_sample(electrode, cfg.max_train, rng)
     x = to_noise_units(waveforms[idx], electrode[idx], input_transforms(noise, cfg))
-    cond = None
-    if cfg.condition:
-        table = electrode_medians(x, electrode[idx])
-        cond = np.stack([table[e] for e in electrode[idx]]) if len(idx) else np.zeros_like(x)
-    return fit_normalised(x, cfg, device, seed, progress, cond)
+    return fit_normalised(x, cfg, device, seed, progress)
 
 
-def electrode_medians(x: np.ndarray, electrode: np.ndarray) -> dict[int, np.ndarray]:
-    """Median waveform of each electrode's rows of ``x``."""
-    return {int(e): np.median(x[idx], axis=0) for e, idx in groups(np.asarray(electrode)).items()}
-
-
-def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None,
-                   cond: np.ndarray | None = None) -> TrainedModel:
+def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
     """Train on waveforms already in noise units (``whitening.to_noise_units``; pooled from
     several sessions, say)."""
     mean, sd = float(x.mean()), float(x.std()) or 1.0
-    model = train((x - mean) / sd, cfg, device, seed, progress, noise_sd=1 / sd,
-                  cond=(cond - mean) / sd if cond is not None else None)
+    model = train((x - mean) / sd, cfg, device, seed, progress)
     model.mean, model.sd = mean, sd
     return model
 
@@ -182,18 +164,10 @@ def encode(model: TrainedModel, waveforms: np.ndarray, electrode: np.ndarray, no
     device = next(model.net.parameters()).device
     model.net.eval()
     transforms = input_transforms(noise, model.net.cfg)
-    table = None
-    if model.net.cfg.condition:
-        idx = balanced_sample(np.asarray(electrode), 2000 * len(transforms), np.random.default_rng(0))
-        table = electrode_medians(model.prepare(np.asarray(waveforms[idx]), np.asarray(electrode)[idx], transforms),
-                                  np.asarray(electrode)[idx])
     for i in range(0, len(waveforms), batch):
         w = np.asarray(waveforms[i:i + batch], dtype=np.float32)
-        el = np.asarray(electrode[i:i + batch])
-        x = model.prepare(w, el, transforms).astype(np.float32)
-        cond = torch.as_tensor(np.stack([table[e] for e in el]).astype(np.float32), device=device) \
-            if table is not None else None
-        mu, _ = model.net.encoder(torch.as_tensor(x, device=device), cond)
+        x = model.prepare(w, electrode[i:i + batch], transforms).astype(np.float32)
+        mu, _ = model.net.encoder(torch.as_tensor(x, device=device))
         out[i:i + len(w)] = mu.cpu().numpy()
         if progress is not None:
             progress(len(w))
