@@ -166,11 +166,13 @@ def batch(sessions, out, model, jobs, scheduler, quiet, **settings):
 
 @main.command(cls=_Command)
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--electrodes", type=int, default=16, show_default=True)
-@click.option("--duration", type=float, default=20.0, show_default=True, help="Recorded seconds (pauses excluded).")
-@click.option("--segments", type=int, default=1, show_default=True, help="Split by pauses into this many segments.")
+@click.option("--electrodes", type=click.IntRange(1, 65535), default=16, show_default=True)
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=20.0, show_default=True,
+              help="Recorded seconds (pauses excluded).")
+@click.option("--segments", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split by pauses into this many segments.")
 @click.option("--spec", type=click.Choice(["2.2", "2.3", "3.0", "3.0-ptp"]), default="2.3", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--hard", is_flag=True, help="Up to 4 units per electrode, bursts, look-alikes, more artifacts and hash.")
 @click.option("--subsample-timing", is_flag=True,
               help="Draw each spike at its exact time between two samples, as a real recording samples it.")

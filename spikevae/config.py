@@ -6,8 +6,11 @@ from dataclasses import asdict, dataclass, field, replace
 from .clustering import ClusterParams
 from .curation import CurationParams
 from .detection import DetectionParams, default_threshold
+from .errors import SpikevaeError
 from .model import VAEConfig
 from .splitting import SplitParams, default_split_ratio
+
+MIN_TRAIN_SPIKES = 200  # fewer waveforms than this cannot train the β-VAE
 
 
 @dataclass
@@ -33,6 +36,32 @@ class SortConfig:
             self.detection = replace(self.detection, threshold=default_threshold(self.band_hz))
         if self.split.min_amplitude_ratio is None:
             self.split = replace(self.split, min_amplitude_ratio=default_split_ratio(self.band_hz))
+        self._check()
+
+    def _check(self) -> None:
+        """Refuse settings that cannot give a meaningful sort, before any work, naming the option."""
+        d, v = self.detection, self.vae
+        rules = [
+            ("--threshold", d.threshold, d.threshold > 0, "> 0 (× noise SD)"),
+            ("--dead-time-ms", d.dead_time_ms, d.dead_time_ms >= 0, ">= 0"),
+            ("--align-sample", d.align_sample, 0 <= d.align_sample < d.n_samples, f"within 0..{d.n_samples - 1}"),
+            ("--artifact-fraction", d.artifact_fraction, 0 < d.artifact_fraction <= 1, "in (0, 1]"),
+            ("--max-amplitude", d.max_amplitude_uv, d.max_amplitude_uv > 0, "> 0 µV"),
+            ("--latent-dim", v.latent_dim, v.latent_dim >= 1, ">= 1"),
+            ("--beta", v.beta, v.beta >= 0, ">= 0"),
+            ("--c-max", v.c_max, v.c_max >= 0, ">= 0 nats"),
+            ("--steps", v.steps, v.steps >= 1, ">= 1"),
+            ("--max-train", v.max_train, v.max_train >= MIN_TRAIN_SPIKES, f">= {MIN_TRAIN_SPIKES}"),
+            ("--seed", self.seed, 0 <= self.seed < 2**32, "within 0..2^32-1"),
+            ("--pca-components", self.pca_components, self.pca_components >= 1, ">= 1"),
+            ("--workers", self.workers, self.workers is None or self.workers >= 1, ">= 1"),
+            ("--gap-tolerance-ms", self.gap_tolerance_ms, self.gap_tolerance_ms >= 0, ">= 0"),
+        ]
+        for option, value, ok, want in rules:
+            if not ok:
+                raise SpikevaeError(f"{option} {value}: must be {want}")
+        if v.n_samples != d.n_samples:
+            raise SpikevaeError(f"the network takes {v.n_samples}-sample waveforms, detection cuts {d.n_samples}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__
 from .clustering import cluster_recording
-from .config import SortConfig
+from .config import MIN_TRAIN_SPIKES, SortConfig
 from .curation import curate
 from .detection import NoiseEstimate, detect, from_waveforms
 from .errors import SpikevaeError
@@ -29,8 +29,6 @@ from .progress import Reporter
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
 from .splitting import split_units
 from .train import TrainedModel, pick_device
-
-MIN_TRAIN_SPIKES = 200
 
 
 @dataclass

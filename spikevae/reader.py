@@ -100,7 +100,9 @@ def parse_channels(spec: str | None, available: np.ndarray) -> np.ndarray:
         if not m:
             raise SpikevaeError(f"--channels: cannot read {part.strip()!r}; use e.g. 1-32,40")
         lo, hi = int(m[1]), int(m[2] or m[1])
-        wanted.update(range(min(lo, hi), max(lo, hi) + 1))
+        if hi < lo:
+            raise SpikevaeError(f"--channels: {part.strip()!r} runs backwards; write {hi}-{lo}")
+        wanted.update(range(lo, hi + 1))
     chosen = np.array([e for e in available if e in wanted], dtype=available.dtype)
     if len(chosen) == 0:
         raise SpikevaeError(f"--channels {spec} matches none of the file's electrodes "

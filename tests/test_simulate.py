@@ -75,3 +75,11 @@ def test_the_cli_simulates_with_subsample_timing_and_cuts_a_nev(tmp_path):
     r = runner.invoke(main, ["simulate", str(tmp_path / "n.ns6"), "--electrodes", "3", "--duration", "2", "-q", "--nev"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "n.nev").read_bytes()[:8] == b"NEURALEV"
+
+
+def test_simulate_refuses_impossible_sizes_in_one_line(tmp_path):
+    for args in (["--electrodes", "0"], ["--duration", "-1"], ["--duration", "0"], ["--segments", "0"],
+                 ["--seed", "-1"]):
+        r = CliRunner().invoke(main, ["simulate", str(tmp_path / "x.ns6"), *args])
+        assert r.exit_code == 2 and args[0] in r.output and "Traceback" not in r.output, r.output
+        assert not (tmp_path / "x.ns6").exists()

@@ -1,5 +1,6 @@
 """End to end: simulated .ns6 → spikevae.sort / the CLI → result folder, scored on ground truth."""
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 import spikevae
 from spikevae.cli import main
+from spikevae.detection import DetectionParams
 from spikevae.groundtruth import score
 from spikevae.simulate import SimulationConfig, simulate
 
@@ -122,3 +124,31 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr and "cannot read as Blackrock" in r.stderr
     assert not (tmp_path / "fake.spikevae").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threshold", "-1"], "--threshold -1.0: must be > 0"),
+    (["--threshold", "0"], "--threshold 0.0: must be > 0"),
+    (["--steps", "0"], "--steps 0: must be >= 1"),
+    (["--seed", "-1"], "--seed -1: must be within"),
+    (["--align-sample", "100"], "--align-sample 100: must be within 0..47"),
+    (["--latent-dim", "0"], "--latent-dim 0: must be >= 1"),
+    (["--max-train", "0"], "--max-train 0: must be >= 200"),
+    (["--max-amplitude", "-1"], "--max-amplitude -1.0: must be > 0"),
+    (["--channels", "5-1"], "runs backwards; write 1-5"),
+])
+def test_out_of_range_settings_are_refused_in_one_line_before_any_work(small_recording, tmp_path, args, message):
+    path, _ = small_recording
+    r = CliRunner().invoke(main, ["sort", str(path), "-o", str(tmp_path / "x"), "--quiet", *args])
+    assert r.exit_code != 0 and message in r.output, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.partial-*"))
+
+
+def test_the_api_refuses_the_same_settings():
+    with pytest.raises(spikevae.SpikevaeError, match="--steps 0"):
+        spikevae.SortConfig(vae=dataclasses.replace(FAST, steps=0))
+    with pytest.raises(spikevae.SpikevaeError, match="--threshold"):
+        spikevae.SortConfig(detection=DetectionParams(threshold=-2.0))
+    with pytest.raises(spikevae.SpikevaeError, match="64-sample"):
+        spikevae.SortConfig(vae=dataclasses.replace(FAST, n_samples=64))
