@@ -59,6 +59,24 @@ def write_nev(path, timestamp: np.ndarray, electrode_id: np.ndarray, unit_class:
             f.write(block.tobytes())
 
 
+def _spike_parts(reader) -> dict:
+    """Per neo spike channel (electrode and unit class) and segment: ticks, ids, classes, µV waveforms."""
+    parts = {k: [] for k in ("timestamp", "electrode_id", "unit_class", "waveform")}
+    for u, (name, _id, *_rest) in enumerate(reader.header["spike_channels"]):
+        electrode, klass = (int(x) for x in name[2:].split("#"))
+        for seg in range(reader.segment_count(0)):
+            ts = reader.get_spike_timestamps(0, seg, u, None, None)
+            if len(ts) == 0:
+                continue
+            seconds = reader.rescale_spike_timestamp(ts, "float64")
+            raw = reader.get_spike_raw_waveforms(0, seg, u, None, None)
+            parts["timestamp"].append(np.round(seconds * TICKS_PER_SECOND).astype(np.int64))
+            parts["electrode_id"].append(np.full(len(ts), electrode, np.int32))
+            parts["unit_class"].append(np.full(len(ts), klass, np.int32))
+            parts["waveform"].append(reader.rescale_waveforms_to_float(raw, "float32", u)[:, 0, :])
+    return parts
+
+
 def read_nev_spikes(path, channels: str | None = None) -> dict:
     """Every spike of a ``.nev`` read through neo, in time order: ``timestamp`` (30 kHz ticks),
     ``electrode_id``, ``unit_class`` and ``waveform`` (n × samples, µV)."""
@@ -79,20 +97,13 @@ def read_nev_spikes(path, channels: str | None = None) -> dict:
             reader.parse_header()
     except Exception as exc:
         raise SpikevaeError(f"{path}: cannot read as Blackrock .nev ({str(exc).splitlines()[0]})") from exc
-    units = reader.header["spike_channels"]
-    parts = {k: [] for k in ("timestamp", "electrode_id", "unit_class", "waveform")}
-    for u, (name, _id, *_rest) in enumerate(units):
-        electrode, klass = (int(x) for x in name[2:].split("#"))
-        for seg in range(reader.segment_count(0)):
-            ts = reader.get_spike_timestamps(0, seg, u, None, None)
-            if len(ts) == 0:
-                continue
-            seconds = reader.rescale_spike_timestamp(ts, "float64")
-            raw = reader.get_spike_raw_waveforms(0, seg, u, None, None)
-            parts["timestamp"].append(np.round(seconds * TICKS_PER_SECOND).astype(np.int64))
-            parts["electrode_id"].append(np.full(len(ts), electrode, np.int32))
-            parts["unit_class"].append(np.full(len(ts), klass, np.int32))
-            parts["waveform"].append(reader.rescale_waveforms_to_float(raw, "float32", u)[:, 0, :])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parts = _spike_parts(reader)
+    except Exception as exc:
+        raise SpikevaeError(f"{path}: corrupt spike packets or waveform descriptions "
+                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
     if not parts["timestamp"]:
         raise SpikevaeError(f"{path}: the file holds no spike waveforms")
     out = {k: np.concatenate(v) for k, v in parts.items()}

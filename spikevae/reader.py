@@ -125,6 +125,7 @@ def open_recording(path, channels: str | None = None, gap_tolerance_ms: float = 
         raise SpikevaeError(f"{path}: not a Blackrock continuous (.nsX) file")
     if path.suffix != f".ns{m[1]}":
         raise SpikevaeError(f"{path}: rename to a lower-case .ns{m[1]} extension, as neo expects")
+    _check_basic_header(path, header)
     nsx = int(m[1])
     try:
         with warnings.catch_warnings():
@@ -133,7 +134,7 @@ def open_recording(path, channels: str | None = None, gap_tolerance_ms: float = 
                                     gap_tolerance_ms=gap_tolerance_ms)
             reader.parse_header()
     except Exception as exc:  # neo raises many kinds; the user needs one line
-        raise SpikevaeError(f"{path}: cannot read as Blackrock NSx ({_first_line(exc)})") from exc
+        raise SpikevaeError(f"{path}: cannot read as Blackrock NSx ({_explain(exc)})") from exc
 
     stream = 0
     chans = reader.header["signal_channels"]
@@ -178,6 +179,37 @@ def _time_origin(header: bytes) -> str | None:
         return _dt.datetime(y, mo, d, h, mi, sec, ms * 1000, tzinfo=_dt.timezone.utc).isoformat()
     except ValueError:
         return None
+
+
+def _check_basic_header(path: Path, header: bytes) -> None:
+    """The basic header's fields that neo trusts blindly (a zero sample period or timestamp
+    resolution, no channels), checked so that the user is told which field is wrong."""
+    if header[:8] == b"NEURALSG":
+        if len(header) < 32:
+            raise SpikevaeError(f"{path}: too short for an NSx 2.1 header")
+        period, n_channels = struct.unpack_from("<II", header, 24)
+        resolution = TICKS_PER_SECOND
+    else:
+        if len(header) < 314:
+            raise SpikevaeError(f"{path}: too short for an NSx header ({len(header)} of 314 bytes)")
+        if (header[8], header[9]) not in ((2, 2), (2, 3), (3, 0)):
+            raise SpikevaeError(f"{path}: the header says file spec {header[8]}.{header[9]}; "
+                                "Blackrock NSx files are 2.1, 2.2, 2.3 or 3.0")
+        period, resolution = struct.unpack_from("<II", header, 286)
+        n_channels = struct.unpack_from("<I", header, 310)[0]
+    for field_name, value in (("sample period", period), ("timestamp resolution", resolution),
+                              ("channel count", n_channels)):
+        if value == 0:
+            raise SpikevaeError(f"{path}: the header's {field_name} is 0 (corrupt header)")
+
+
+def _explain(exc: Exception) -> str:
+    """neo's error in words that name the broken part of the file."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "a label or unit in the extended header is not text: corrupt header"
+    if isinstance(exc, ZeroDivisionError):
+        return "a channel's digital range is empty (minimum = maximum): corrupt extended header"
+    return _first_line(exc)
 
 
 def _first_line(exc: Exception) -> str:
