@@ -174,7 +174,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     autocorr = {channel[int(e)]: np.array(a) for e, a in run.get("noise_autocorr", {}).items()}
     noise_est = NoiseEstimate(noise_uv=noise, skipped={},
                               autocorr=np.stack([autocorr[c] for c in range(len(noise))]) if autocorr else None)
-    waveforms = np.load(result_dir / "spike_waveforms.npy", mmap_mode="r")
+    waveforms = res["spike_waveforms"]
     timestamps, amplitude = spikes["timestamp"], spikes["amplitude_uv"]
     duration = run["input"]["duration_s"]
 

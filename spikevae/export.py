@@ -83,7 +83,7 @@ def _nev(result: Path, res: dict, path: Path) -> None:
     ids, _ = _channels(res)
     thr = np.array([run["threshold_uv"][str(e)] for e in ids]) * (-1 if run["config"]["detection"]["polarity"] != "pos" else 1)
     write_nev(path, spikes["timestamp"], spikes["electrode_id"], _local_classes(spikes, res["units"]),
-              np.load(result / "spike_waveforms.npy", mmap_mode="r"), ids, thresholds_uv=thr,
+              res["spike_waveforms"], ids, thresholds_uv=thr,
               band_hz=tuple(run["config"]["band_hz"]), comment=f"sorted by spikevae {__version__}",
               start_time=_start(run))
 
@@ -101,7 +101,7 @@ def _phy(result: Path, res: dict, folder: Path) -> None:
     n_units = len(units)
     spike_channel = np.array([channel[int(e)] for e in spikes["electrode_id"]], np.int32)
     clusters = np.where(spikes["unit"] >= 0, spikes["unit"], n_units + spike_channel).astype(np.int32)
-    waveforms = np.load(result / "spike_waveforms.npy", mmap_mode="r")
+    waveforms = res["spike_waveforms"]
     n_samples = waveforms.shape[1]
     templates = np.zeros((n_units + len(ids), n_samples, 1), np.float32)
     template_channel = np.zeros((n_units + len(ids), 1), np.int32)

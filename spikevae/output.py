@@ -108,22 +108,39 @@ def _json_default(o):
 
 def load_result(folder) -> dict:
     """A finished result folder as plain arrays: ``spikes``, ``units`` (list of dicts),
-    ``waveforms`` and ``run`` (the parsed run.json)."""
+    ``waveforms``, ``spike_waveforms`` (memory-mapped, n × samples) and ``run`` (the parsed
+    run.json). A damaged file is reported by name in one line."""
     folder = Path(folder)
     missing = [f for f in COMPLETE_FILES if not (folder / f).is_file()]
     if missing:
         raise SpikevaeError(f"{folder}: not a complete spikevae result (missing {', '.join(missing)})")
-    with np.load(folder / "spikes.npz") as f:
-        spikes = {k: f[k] for k in f.files}
-    with np.load(folder / "waveforms.npz") as f:
-        waveforms = {k: f[k] for k in f.files}
-    with open(folder / "units.csv", newline="") as f:
-        units = [{k: (float(v) if k not in ("unit", "electrode_id", "n_spikes") else int(v))
-                  for k, v in r.items()} for r in csv.DictReader(f)]
-    with open(folder / "run.json") as f:
-        run = json.load(f)
-    absent = [k for k in RUN_KEYS if k not in run]
-    if absent:
+    name = ""
+    try:
+        name = "spikes.npz"
+        with np.load(folder / name) as f:
+            spikes = {k: f[k] for k in f.files}
+        name = "waveforms.npz"
+        with np.load(folder / name) as f:
+            waveforms = {k: f[k] for k in f.files}
+        name = "units.csv"
+        with open(folder / name, newline="") as f:
+            units = [{k: (float(v) if k not in ("unit", "electrode_id", "n_spikes") else int(v))
+                      for k, v in r.items()} for r in csv.DictReader(f)]
+        name = "run.json"
+        with open(folder / name) as f:
+            run = json.load(f)
+        name = "spike_waveforms.npy"
+        spike_waveforms = np.load(folder / name, mmap_mode="r")
+    except (OSError, ValueError, TypeError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise SpikevaeError(f"{folder}: {name} is damaged or truncated ({type(exc).__name__}); "
+                            "sort the recording again") from None
+    if not isinstance(run, dict) or any(k not in run for k in RUN_KEYS):
+        absent = [k for k in RUN_KEYS if not isinstance(run, dict) or k not in run]
         raise SpikevaeError(f"{folder}: written by another spikevae version (run.json lacks {', '.join(absent)}); "
                             "sort the recording again")
-    return {"spikes": spikes, "units": units, "waveforms": waveforms, "run": run}
+    n = len(spikes.get("timestamp", ()))
+    if any(k not in spikes or len(spikes[k]) != n for k in ("electrode_id", "unit", "amplitude_uv")) \
+            or len(spike_waveforms) != n:
+        raise SpikevaeError(f"{folder}: spikes.npz and spike_waveforms.npy do not hold the same spikes; "
+                            "sort the recording again")
+    return {"spikes": spikes, "units": units, "waveforms": waveforms, "spike_waveforms": spike_waveforms, "run": run}

@@ -86,3 +86,29 @@ def test_fuzzed_headers_and_truncations(tiny, tmp_path, kind):
         path.write_bytes(bytes(b))
         results.append(outcome(path, tmp_path / f"out{case}"))
     assert "ok" in results and sum(r != "ok" for r in results) >= 10  # both outcomes were exercised
+
+
+@pytest.mark.parametrize("name, damage", [
+    ("run.json", lambda b: b""),
+    ("run.json", lambda b: b[: len(b) // 2]),
+    ("run.json", lambda b: b"[1, 2]"),
+    ("spikes.npz", lambda b: b[: len(b) // 2]),
+    ("spike_waveforms.npy", lambda b: b[: len(b) // 2]),
+    ("waveforms.npz", lambda b: b"not a zip"),
+])
+def test_damaged_results_are_reported_by_export_and_compare_in_one_line(sorted_small, tmp_path, name, damage):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from spikevae.cli import main
+
+    result, _ = sorted_small
+    copy = tmp_path / "result"
+    shutil.copytree(result.out, copy)
+    (copy / name).write_bytes(damage((copy / name).read_bytes()))
+    for args in (["export", str(copy), "--to", "nev"], ["compare", str(copy), "--baseline", "pca", "--quiet"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output  # a ClickException, not a crash
+        assert len(r.output.strip().splitlines()) == 1 and ("sort the recording again" in r.output), r.output
+    assert not (copy / "compare").exists() and not (copy / "sorting.nev").exists()
