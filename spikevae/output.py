@@ -11,6 +11,8 @@ Contents (all readable without spikevae):
 from __future__ import annotations
 
 import csv
+import errno
+import glob
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from .errors import SpikevaeError
 
@@ -60,24 +63,64 @@ def check_out(out: Path, overwrite: bool) -> None:
         raise SpikevaeError(f"{out.parent}: no such folder for the output")
 
 
+def check_free_space(folder: Path, needed_bytes: int) -> None:
+    """Refuse to start writing what would not fit (a full disk otherwise fails half-way)."""
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise SpikevaeError(f"{folder}: {needed_bytes / 1e6:.0f} MB needed for the result, "
+                            f"{free / 1e6:.0f} MB free on that disk")
+
+
+# a result cannot be written there: said in one line with the path, not as a traceback
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Partial folders left by runs that were killed (their process is gone) are removed."""
+    for partial in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+        try:
+            os.kill(int(partial.name.rsplit("-", 1)[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(partial, ignore_errors=True)
+        except (ValueError, PermissionError):  # not our naming, or another user's live process
+            pass
+
+
 @contextmanager
 def staged_folder(out: Path, overwrite: bool):
     """Yield a temporary folder beside ``out``; on success it replaces ``out`` atomically
-    (per rename), on any failure it is removed and ``out`` is left as it was."""
+    (per rename), on any failure it is removed and ``out`` is left as it was. A lock beside
+    ``out`` keeps a second run from writing the same result at the same time."""
     check_out(out, overwrite)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    lock = FileLock(out.with_name(f".{out.name}.lock"))
     try:
-        yield tmp
-    except BaseException:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SpikevaeError(f"{out}: another spikevae run is writing this result now") from None
+    except OSError as exc:
+        raise SpikevaeError(f"{out.parent}: cannot write there ({exc.strerror})") from None
+    try:
+        check_out(out, overwrite)  # again, now that no other run can be writing it
+        _remove_stale_partials(out)
+        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+        try:
+            tmp.mkdir()
+            yield tmp
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS:
+                raise SpikevaeError(f"{exc.filename or out}: cannot write the result ({exc.strerror}); "
+                                    "nothing was kept") from None
+            raise
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        lock.release()
+        Path(lock.lock_file).unlink(missing_ok=True)
 
 
 def write_units_csv(path: Path, rows: list[dict]) -> None:

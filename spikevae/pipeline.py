@@ -23,7 +23,8 @@ from .features import make_features
 from .filtering import BandpassFilter
 from .metrics import UnitTable, unit_table
 from .nev import read_nev_spikes
-from .output import default_out, save_npy, save_npz, staged_folder, write_json, write_units_csv
+from .output import (check_free_space, default_out, save_npy, save_npz, staged_folder, write_json,
+                     write_units_csv)
 from .parallel import pool_size
 from .progress import Reporter
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
@@ -122,6 +123,8 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
                                 f"(need {MIN_TRAIN_SPIKES}); record longer or pass --model")
         waveforms, electrode = store.column("waveform"), store.column("electrode")
         timestamps, amplitude = store.column("timestamp"), store.column("amplitude")
+        # the features and electrode ids in the work folder, then spikes.npz and spike_waveforms.npy
+        check_free_space(out.parent, n * (2 * 4 * extractor.dim + 44 + 4 * det.n_samples) + (1 << 20))
 
         features = store.create("features", np.float32, (extractor.dim,))
         seconds.update(embed(extractor, waveforms, electrode, found.noise, features, rep))

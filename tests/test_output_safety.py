@@ -1,0 +1,81 @@
+"""Result folders are never half-written, never silently replaced by a concurrent run, and a
+destination that cannot take them is named in one line."""
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import pytest
+from click.testing import CliRunner
+
+import spikevae
+from spikevae.cli import main
+
+from .conftest import fast_config
+
+
+def test_a_second_run_into_the_same_result_is_refused_while_the_first_writes(small_recording, tmp_path):
+    path, _ = small_recording
+    out = tmp_path / "result"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from filelock import FileLock; "
+                               f"l = FileLock({str(tmp_path / '.result.lock')!r}); l.acquire(); "
+                               "print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(spikevae.SpikevaeError, match="another spikevae run is writing"):
+            spikevae.sort(path, fast_config(features="pca"), out=out)
+        assert not out.exists()
+    finally:
+        holder.communicate("")
+    spikevae.sort(path, fast_config(features="pca"), out=out)  # once the first is done
+    assert (out / "run.json").is_file() and not (tmp_path / ".result.lock").exists()
+
+
+def test_partials_of_killed_runs_are_removed_and_live_ones_kept(small_recording, tmp_path):
+    path, _ = small_recording
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".result.partial-{int(dead.stdout)}"
+    (stale / "work").mkdir(parents=True)
+    (stale / "work" / "waveform.bin").write_bytes(b"x" * 1000)
+    live = tmp_path / f".result.partial-{os.getppid()}"
+    live.mkdir()
+    spikevae.sort(path, fast_config(features="pca"), out=tmp_path / "result")
+    assert not stale.exists() and live.exists()
+
+
+@contextmanager
+def tmpfs(folder, size_kb):
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs",
+                                            str(folder)], capture_output=True).returncode:
+        pytest.skip("needs root and mount for a small or read-only file system")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def one_line_failure(args, message):
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_a_read_only_destination_is_named_in_one_line(small_recording, tmp_path):
+    path, _ = small_recording
+    with tmpfs(tmp_path / "ro", 1024) as ro:
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        one_line_failure(["sort", str(path), "-o", str(ro / "result"), "--features", "pca", "--quiet"],
+                         "cannot write there (Read-only file system)")
+
+
+@pytest.mark.parametrize("size_kb, message", [
+    (64, "cannot write the result (No space left on device)"),  # the detected spikes do not fit
+    (512, "MB needed for the result, 0 MB free on that disk"),   # they do, the result would not
+])
+def test_a_full_disk_is_named_in_one_line_and_nothing_is_kept(small_recording, tmp_path, size_kb, message):
+    path, _ = small_recording
+    with tmpfs(tmp_path / "small", size_kb) as small:
+        one_line_failure(["sort", str(path), "-o", str(small / "result"), "--features", "pca", "--quiet"], message)
+        assert os.listdir(small) == []
