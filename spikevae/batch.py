@@ -53,7 +53,9 @@ def expand_sessions(items) -> list[Path]:
     paths: list[Path] = []
     for item in items:
         item = str(item)
-        if item.endswith(".txt") and Path(item).is_file():
+        if Path(item).is_file() and not item.endswith(".txt"):  # before globbing: names may hold [ ]
+            paths.append(Path(item))
+        elif item.endswith(".txt") and Path(item).is_file():
             lines = [ln.split("#")[0].strip() for ln in Path(item).read_text().splitlines()]
             paths += [Path(item).parent / ln if not Path(ln).is_absolute() else Path(ln) for ln in lines if ln]
         elif glob.has_magic(item):
@@ -121,7 +123,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
 
 
 def _done(result: Path, session: Path) -> bool:
-    """A finished result of this very file (same size and sampled checksum)?"""
+    """A finished result of this very file (same size and checksum of every byte)?"""
     try:
         info = load_result(result)["run"]["input"]
     except SpikevaeError:
@@ -132,8 +134,6 @@ def _done(result: Path, session: Path) -> bool:
 def sort_session(session: str, out: str, config: SortConfig, model: str) -> dict:
     """One session, for a worker: never raises, reports what happened."""
     session_p, out_p = Path(session), Path(out)
-    for orphan in out_p.parent.glob(f".{out_p.name}.partial-*"):  # left by an interrupted run
-        shutil.rmtree(orphan, ignore_errors=True)
     t0 = time.perf_counter()
     try:
         r = sort(session_p, config, out=out_p, model=model, overwrite=True)

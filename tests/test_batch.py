@@ -116,3 +116,16 @@ def test_bad_batches_fail_before_any_work(sessions, first_batch, tmp_path):
     listing.write_text(f"# two days\n{sessions / 'day0.ns6'}\n{sessions / 'day2.ns6'}\n")
     r = runner.invoke(main, ["batch", str(listing), "-o", str(tmp_path / "y"), "--model", str(out / "model.pt"), "-q"])
     assert r.exit_code == 0 and "2 sorted" in r.output, r.output
+
+
+def test_a_session_changed_in_place_is_sorted_again_and_names_may_hold_brackets(sessions, first_batch, tmp_path):
+    out, _ = first_batch
+    session = tmp_path / "day[0].ns6"
+    session.write_bytes((sessions / "day0.ns6").read_bytes())
+    run = lambda: spikevae.batch([str(session)], tmp_path / "r", fast_config(), model=out / "model.pt")  # noqa: E731
+    assert [o.status for o in run()] == ["sorted"]
+    assert [o.status for o in run()] == ["skipped"]
+    data = bytearray(session.read_bytes())
+    data[len(data) // 2] ^= 0x40                     # one sample, mid-file, same size
+    session.write_bytes(bytes(data))
+    assert [o.status for o in run()] == ["sorted"]
