@@ -113,6 +113,9 @@ def staged_folder(out: Path, overwrite: bool):
                 raise SpikevaeError(f"{exc.filename or out}: cannot write the result ({exc.strerror}); "
                                     "nothing was kept") from None
             raise
+        if out.exists() and not overwrite:  # made meanwhile by a run that took no lock (another host)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SpikevaeError(f"{out} appeared while this run was writing it; pass --overwrite to replace it")
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         if out.exists():
             out.rename(old)

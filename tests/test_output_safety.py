@@ -79,3 +79,15 @@ def test_a_full_disk_is_named_in_one_line_and_nothing_is_kept(small_recording, t
     with tmpfs(tmp_path / "small", size_kb) as small:
         one_line_failure(["sort", str(path), "-o", str(small / "result"), "--features", "pca", "--quiet"], message)
         assert os.listdir(small) == []
+
+
+def test_a_result_that_appears_during_the_run_is_not_replaced(tmp_path):
+    from spikevae.output import staged_folder
+
+    out = tmp_path / "result"
+    with pytest.raises(spikevae.SpikevaeError, match="appeared while this run was writing"):
+        with staged_folder(out, overwrite=False) as tmp:
+            (tmp / "run.json").write_text("{}")
+            out.mkdir()                       # another host's run, which took no lock, finished first
+            (out / "theirs").write_text("kept")
+    assert (out / "theirs").read_text() == "kept" and not list(tmp_path.glob(".result.partial-*"))
