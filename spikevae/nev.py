@@ -82,7 +82,7 @@ def read_nev_spikes(path, channels: str | None = None) -> dict:
     ``electrode_id``, ``unit_class`` and ``waveform`` (n × samples, µV)."""
     from neo.rawio import BlackrockRawIO
 
-    from .reader import parse_channels
+    from .reader import first_line, parse_channels
 
     path = Path(path)
     if not path.is_file():
@@ -96,14 +96,13 @@ def read_nev_spikes(path, channels: str | None = None) -> dict:
             reader = BlackrockRawIO(filename=str(path), nsx_to_load=[], load_nev=True)
             reader.parse_header()
     except Exception as exc:
-        raise SpikevaeError(f"{path}: cannot read as Blackrock .nev ({str(exc).splitlines()[0]})") from exc
+        raise SpikevaeError(f"{path}: cannot read as Blackrock .nev ({first_line(exc)})") from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parts = _spike_parts(reader)
     except Exception as exc:
-        raise SpikevaeError(f"{path}: corrupt spike packets or waveform descriptions "
-                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+        raise SpikevaeError(f"{path}: corrupt spike packets or waveform descriptions ({first_line(exc)})") from exc
     if not parts["timestamp"]:
         raise SpikevaeError(f"{path}: the file holds no spike waveforms")
     out = {k: np.concatenate(v) for k, v in parts.items()}

@@ -180,8 +180,8 @@ def load_result(folder) -> dict:
     except (OSError, ValueError, TypeError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise SpikevaeError(f"{folder}: {name} is damaged or truncated ({type(exc).__name__}); "
                             "sort the recording again") from None
-    if not isinstance(run, dict) or any(k not in run for k in RUN_KEYS):
-        absent = [k for k in RUN_KEYS if not isinstance(run, dict) or k not in run]
+    absent = [k for k in RUN_KEYS if k not in run] if isinstance(run, dict) else list(RUN_KEYS)
+    if absent:
         raise SpikevaeError(f"{folder}: written by another spikevae version (run.json lacks {', '.join(absent)}); "
                             "sort the recording again")
     n = len(spikes.get("timestamp", ()))

@@ -155,7 +155,7 @@ def open_recording(path, channels: str | None = None, gap_tolerance_ms: float = 
             reader.get_analogsignal_chunk(0, s, max(n - 1, 0), n, stream, channel_indexes=index[:1])
         except (ValueError, OSError) as exc:
             raise SpikevaeError(f"{path}: truncated or corrupt data in segment {s} "
-                                f"({_first_line(exc)})") from exc
+                                f"({first_line(exc)})") from exc
     if not segments or sum(s.n_samples for s in segments) == 0:
         raise SpikevaeError(f"{path}: the file holds no samples")
 
@@ -209,10 +209,10 @@ def _explain(exc: Exception) -> str:
         return "a label or unit in the extended header is not text: corrupt header"
     if isinstance(exc, ZeroDivisionError):
         return "a channel's digital range is empty (minimum = maximum): corrupt extended header"
-    return _first_line(exc)
+    return first_line(exc)
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

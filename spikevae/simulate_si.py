@@ -140,7 +140,8 @@ def _spike_trains(cfg: SIUtahConfig, n_units: int, durations, rng, seed):
 
 
 def _add(out: np.ndarray, start: int, at: np.ndarray, amps: np.ndarray, shapes: np.ndarray, trough: int):
-    """Add ``amps[i] * shapes[i]`` with sample ``trough`` of the shape at ``at[i]`` into ``out`` (begins at ``start``)."""
+    """Add ``amps[i] * shapes[i]``, sample ``trough`` of the shape at ``at[i]``, into ``out`` (which begins at
+    ``start``)."""
     if len(at) == 0:
         return
     idx = (at - start - trough)[:, None] + np.arange(shapes.shape[1])
@@ -170,7 +171,8 @@ def simulate_si(path, config: SIUtahConfig | None = None, chunk_s: float = 1.0, 
     noise_sd = np.exp(rng.uniform(*np.log(cfg.noise_uv), n_el))
     noise = NoiseGeneratorRecording(n_el, FS, durations, noise_levels=noise_sd, dtype="float32", seed=seed,
                                     strategy="on_the_fly")
-    vector = np.concatenate([np.rec.fromarrays([s, u, np.full(len(s), i)], names="sample_index,unit_index,segment_index")
+    vector = np.concatenate([np.rec.fromarrays([s, u, np.full(len(s), i)],
+                                               names="sample_index,unit_index,segment_index")
                              for i, (s, u, _) in enumerate(trains)])
     rec = InjectTemplatesRecording(NumpySorting(vector, FS, np.arange(n_units)), templates, nbefore=nbefore,
                                    parent_recording=noise, amplitude_factor=np.concatenate([f for _, _, f in trains]),
