@@ -122,6 +122,7 @@ def sort(recording, out, overwrite, features, pca_components, model, exports, wo
     result = run_sort(recording, cfg, out=out, model=model, overwrite=overwrite, reporter=Reporter(quiet=quiet))
     for fmt in exports:
         click.echo(f"{fmt}: {run_export(result.out, fmt, overwrite=True)}", err=quiet)
+    click.echo(result.out)  # on stdout, --quiet or not, for scripts that go on with the result
 
 
 @main.command(cls=_Command)

@@ -89,6 +89,7 @@ def test_cli_sorts_and_reports_bad_input_in_one_line(small_recording, tmp_path):
                               "--channels", "1-3", "--device", "cpu", "--workers", "2", "--quiet"])
     assert ok.exit_code == 0, ok.output
     assert (out / "units.csv").is_file()
+    assert ok.stdout == f"{out}\n"  # --quiet still says where the result went, and nothing else
 
     def fails(args, message):
         r = runner.invoke(main, args)
