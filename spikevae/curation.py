@@ -1,8 +1,15 @@
-"""After clustering: rejoin the pieces of bursting units, and leave threshold noise unsorted.
+"""After clustering: leave filter echoes unsorted, rejoin the pieces of bursting units, and
+leave threshold noise unsorted.
 
 Two failure modes of clustering one electrode at a time, both measured on simulated ground
 truth (``benchmarks/RESULTS.md``):
 
+- A band-pass filter rings: a large spike filtered to 250–750 Hz is followed and preceded by
+  side lobes 1–4 ms away that can cross the threshold themselves. Their events form a
+  cluster of their own, locked to the large unit at one lag (the filter's response is the
+  same every time), unlike bursts or another cell's spikes, whose lags vary. A smaller unit
+  most of whose spikes sit within ``echo_jitter_ms`` of one lag of ``echo_lag_ms`` from a
+  larger unit's spikes is such an echo and is left unsorted.
 - A bursting neuron fires 2–4 spikes a few ms apart, each smaller than the last (Fee, Mitra
   & Kleinfeld 1996). The mixture then cuts it by amplitude into a large and a small cluster.
   The small one gives itself away in time: far more of its spikes follow a spike of the large
@@ -29,6 +36,10 @@ from .store import groups
 
 @dataclass
 class CurationParams:
+    echo_lag_ms: tuple[float, float] = (0.4, 5.0)    # |lag| of a filter echo from its spike
+    echo_jitter_ms: float = 0.2        # an echo's spikes lie this close to their one lag
+    min_echo_fraction: float = 0.5     # share of the smaller unit's spikes that must be locked so
+    max_echo_ratio: float = 0.5        # an echo's median trough, as a share of its spike's
     burst_lag_ms: tuple[float, float] = (2.0, 15.0)   # a follower's delay after the larger spike
     min_follow_fraction: float = 0.15  # share of the small cluster's spikes that must be followers
     max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
@@ -48,6 +59,39 @@ def follow_fraction(t_big: np.ndarray, t_small: np.ndarray, duration_s: float,
     rate = len(t_big) / max(duration_s, 1e-9)
     expected = len(t_small) * -np.expm1(-rate * (hi - lo) / TICKS_PER_SECOND)
     return n / max(len(t_small), 1), float(stats.poisson.sf(n - 1, expected))
+
+
+def locked_fraction(t_big: np.ndarray, t_small: np.ndarray, lag_ms: tuple[float, float], jitter_ms: float) -> float:
+    """Largest share of ``t_small`` spikes that have a ``t_big`` spike at one lag (± ``jitter_ms``,
+    |lag| within ``lag_ms``); every pair within the lags counts, not only the nearest spike."""
+    lo, hi, jitter = (int(round(x * TICKS_PER_SECOND / 1e3)) for x in (*lag_ms, jitter_ms))
+    start = np.searchsorted(t_big, t_small - hi, "left")
+    k = np.searchsorted(t_big, t_small + hi, "right") - start
+    if len(t_small) == 0 or k.sum() == 0:
+        return 0.0
+    small = np.repeat(np.arange(len(t_small)), k)
+    big = np.repeat(start - np.r_[0, np.cumsum(k)[:-1]], k) + np.arange(k.sum())
+    lag = t_small[small] - t_big[big]
+    ok = np.abs(lag) >= lo
+    counts = np.bincount(lag[ok] + hi, minlength=2 * hi + 1)
+    mode = int(np.argmax(np.convolve(counts, np.ones(2 * jitter + 1, np.int64), mode="same"))) - hi
+    locked = ok & (np.abs(lag - mode) <= jitter)
+    return len(np.unique(small[locked])) / len(t_small)
+
+
+def drop_echoes(labels: np.ndarray, timestamps: np.ndarray, amplitude: np.ndarray,
+                params: CurationParams) -> np.ndarray:
+    """One electrode's labels with the filter echoes of larger units left unsorted."""
+    labels = labels.copy()
+    ids = np.unique(labels[labels != UNSORTED])
+    times = {c: np.sort(timestamps[labels == c]) for c in ids}
+    size = {c: np.median(np.abs(amplitude[labels == c])) for c in ids}
+    echoes = {small for big in ids for small in ids
+              if size[small] < params.max_echo_ratio * size[big]
+              and locked_fraction(times[big], times[small], params.echo_lag_ms,
+                                  params.echo_jitter_ms) >= params.min_echo_fraction}
+    labels[np.isin(labels, list(echoes))] = UNSORTED
+    return labels
 
 
 def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarray, duration_s: float,
@@ -80,9 +124,11 @@ def curate(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, wavef
     unit = np.asarray(unit).copy()
     for ch, idx in groups(electrode).items():
         lab = unit[idx]
+        amp = np.abs(np.asarray(amplitude[idx]))
+        if len(np.unique(lab[lab != UNSORTED])) > 1:
+            lab = drop_echoes(lab, np.asarray(timestamps[idx]), amp, params)
         if len(np.unique(lab[lab != UNSORTED])) > 1:
             lab = merge_bursts(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), duration_s, params)
-        amp = np.abs(np.asarray(amplitude[idx]))
         floor = params.floor_ratio * threshold_uv[ch]
         for c in np.unique(lab[lab != UNSORTED]):
             if np.median(amp[lab == c]) < floor:

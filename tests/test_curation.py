@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 
 import spikevae
-from spikevae.curation import CurationParams, curate, follow_fraction, merge_bursts
+from spikevae.curation import CurationParams, curate, drop_echoes, follow_fraction, locked_fraction, merge_bursts
 from spikevae.groundtruth import score
 from spikevae.simulate import SimulationConfig, simulate
 
@@ -81,3 +81,22 @@ def test_curation_drops_threshold_noise_units_and_keeps_real_ones(tmp_path):
     assert cur.well_detected >= raw.well_detected >= 1
     assert cur.n_sorted_units < raw.n_sorted_units
     assert cur.false_positive_units + cur.redundant_units < raw.false_positive_units + raw.redundant_units
+
+
+def test_filter_echoes_are_left_unsorted_but_bursts_and_other_cells_are_not():
+    rng = np.random.default_rng(3)
+    big = poisson_ticks(rng, 20.0)
+    echo = np.sort(rng.choice(big, 800, replace=False) + 62 + rng.integers(-2, 3, 800))  # 2.07 ms ± 0.07
+    burst = np.sort(rng.choice(big, 300, replace=False) + rng.integers(75, 240, 300))   # 2.5–8 ms, varying
+    other = poisson_ticks(rng, 10.0)                                                     # an independent cell
+    assert locked_fraction(big, echo, (0.4, 5.0), 0.2) == 1.0
+    assert locked_fraction(big, burst, (0.4, 5.0), 0.2) < 0.15
+    assert locked_fraction(big, other, (0.4, 5.0), 0.2) < 0.05
+    t = np.concatenate([big, echo, burst, other])
+    labels = np.repeat([0, 1, 2, 3], [len(big), len(echo), len(burst), len(other)])
+    amp = np.repeat([200.0, 40.0, 90.0, 60.0], [len(big), len(echo), len(burst), len(other)])
+    out = drop_echoes(labels, t, amp, CurationParams())
+    assert (out[labels == 1] == -1).all()
+    assert (out[labels != 1] == labels[labels != 1]).all()
+    louder = drop_echoes(labels, t, np.where(labels == 1, 120.0, amp), CurationParams())
+    assert (louder == labels).all()  # as large as half its spike: not taken for an echo
