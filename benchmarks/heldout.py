@@ -61,7 +61,8 @@ def variant(base: SortConfig, spec: str, seed: int) -> SortConfig:
     vae = base.vae
     for change in changes:
         key, value = change.split("=")
-        vae = dataclasses.replace(vae, **{key: type(getattr(vae, key))(value)})
+        kind = type(getattr(vae, key))
+        vae = dataclasses.replace(vae, **{key: value.lower() in ("1", "true") if kind is bool else kind(value)})
     return dataclasses.replace(base, features=name, seed=seed, vae=vae)
 
 
