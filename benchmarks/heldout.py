@@ -9,8 +9,8 @@ every feature space in --features sees the same waveforms and the same clusterin
 curation as ``spikevae sort`` (``pipeline.embed`` and ``pipeline.label_units``), once per
 --sort-seeds. Recordings are cached in --cache. Prints a table and writes JSON.
 
-    python benchmarks/heldout.py --families spikeinterface --seeds 101 --sort-seeds 0 1
-    python benchmarks/heldout.py --families spikevae --seeds 11 12    # the tuning family
+    python benchmarks/heldout.py --seeds 202 203                    # the held-out report
+    python benchmarks/heldout.py --families spikevae --seeds 101 --features vae vae+steps=180  # tuning
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def recording(family: str, setting: str, seed: int, electrodes: int, duration: f
 
 
 def variant(base: SortConfig, spec: str, seed: int) -> SortConfig:
-    """``vae``, ``pca``, ... or a network with changed settings: ``vae+input_noise=0.5+steps=180``."""
+    """``vae``, ``pca``, ... or a network with changed settings: ``vae+latent_dim=12+steps=180``."""
     name, *changes = spec.split("+")
     vae = base.vae
     for change in changes:
@@ -91,7 +91,7 @@ def main():
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--bands", type=float, nargs="+", default=[250, 750, 250, 7500], help="pairs of band edges in Hz")
     ap.add_argument("--features", nargs="+", default=["vae", "pca"],
-                    help="feature spaces; a network's settings can be changed: vae+input_noise=0.5+steps=180")
+                    help="feature spaces; a network's settings can be changed: vae+latent_dim=12+steps=180")
     ap.add_argument("--sort-seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--cache", type=Path, default=Path("benchmarks/out/recordings"))
