@@ -28,7 +28,7 @@ from spikevae.config import SortConfig
 from spikevae.detection import detect
 from spikevae.features import make_features
 from spikevae.filtering import BandpassFilter
-from spikevae.groundtruth import GroundTruth, ground_truth_path, score
+from spikevae.groundtruth import MATCH_SCORE, GroundTruth, ground_truth_path, match_counts, score
 from spikevae.pipeline import embed, label_units
 from spikevae.progress import Reporter
 from spikevae.reader import open_recording
@@ -56,18 +56,23 @@ def recording(family: str, setting: str, seed: int, electrodes: int, duration: f
 
 
 def variant(base: SortConfig, spec: str, seed: int) -> SortConfig:
-    """``vae``, ``pca``, ... or a network with changed settings: ``vae+latent_dim=12+steps=180``."""
+    """``vae``, ``pca``, ... with changed settings of the network or of another section of
+    ``SortConfig``: ``vae+latent_dim=12+steps=180``, ``pca+quality.noise_l_ratio=inf``."""
     name, *changes = spec.split("+")
-    vae = base.vae
+    cfg = dataclasses.replace(base, features=name, seed=seed)
     for change in changes:
         key, value = change.split("=")
-        kind = type(getattr(vae, key))
-        vae = dataclasses.replace(vae, **{key: value.lower() in ("1", "true") if kind is bool else kind(value)})
-    return dataclasses.replace(base, features=name, seed=seed, vae=vae)
+        section, key = key.split(".") if "." in key else ("vae", key)
+        old = getattr(cfg, section)
+        kind = type(getattr(old, key))
+        new = value.lower() in ("1", "true") if kind is bool else kind(value)
+        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(old, **{key: new})})
+    return cfg
 
 
-def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarray, dict]:
-    """Unit of every detected spike with ``cfg.features``, and seconds of training and clustering."""
+def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarray, list[str], dict]:
+    """Unit of every detected spike with ``cfg.features``, each unit's quality label, and
+    seconds of training and clustering."""
     store = found.store
     waveforms, electrode = store.column("waveform"), store.column("electrode")
     extractor = make_features(cfg.features, cfg.vae, pick_device(cfg.device), cfg.seed, cfg.pca_components)
@@ -75,11 +80,23 @@ def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarra
     seconds = embed(extractor, waveforms, electrode, found.noise, features, rep)
     t0 = time.perf_counter()
     autocorr = dict(enumerate(found.noise.autocorr)) if found.noise.autocorr is not None else {}
-    unit, _ = label_units(features, electrode, rec.electrode_ids, waveforms, store.column("timestamp"),
+    unit, table = label_units(features, electrode, rec.electrode_ids, waveforms, store.column("timestamp"),
                           store.column("amplitude"), found.noise.noise_uv, found.threshold_uv, autocorr,
-                          rec.duration_s, cfg, rep)
+                          [(s.start_tick, s.n_samples) for s in rec.segments], cfg, rep)
     seconds["cluster"] = time.perf_counter() - t0
-    return unit, seconds
+    return unit, [r["quality"] for r in table.rows], seconds
+
+
+def good_units(gt: GroundTruth, timestamps: np.ndarray, unit: np.ndarray, quality: list[str]) -> dict:
+    """How many units are labelled good, and how many of those match a true unit (agreement
+    ≥ 0.5 with one, paired or not)."""
+    keep = unit >= 0
+    ids, n_sorted = np.unique(unit[keep], return_counts=True)
+    n_true = np.bincount(gt.unit, minlength=len(gt.unit_electrode))
+    m = match_counts(gt.timestamp, gt.unit, len(n_true), np.asarray(timestamps)[keep], unit[keep], ids)
+    best = (m / np.maximum(n_true[:, None] + n_sorted[None, :] - m, 1)).max(axis=0, initial=0)
+    good = np.array([quality[u] == "good" for u in ids], bool)
+    return {"good_units": int(good.sum()), "good_matching": int((good & (best >= MATCH_SCORE)).sum())}
 
 
 def main():
@@ -113,8 +130,9 @@ def main():
                         for features in args.features:
                             for sort_seed in args.sort_seeds:
                                 cfg = variant(base, features, sort_seed)
-                                unit, sec = sort_features(found, rec, cfg, rep)
-                                s = score(gt, found.store.column("timestamp"), unit).summary(gt.unit_snr)
+                                unit, quality, sec = sort_features(found, rec, cfg, rep)
+                                ts = found.store.column("timestamp")
+                                s = {**score(gt, ts, unit).summary(gt.unit_snr), **good_units(gt, ts, unit, quality)}
                                 row = {"family": family, "setting": setting, "seed": seed, "band_hz": list(band),
                                        "features": features, "sort_seed": sort_seed,
                                        "seconds": {k: round(v, 2) for k, v in sec.items()}, **s}
@@ -122,13 +140,14 @@ def main():
                                 print(f"{family:14s} {setting:8s} {seed:4d} {band[0]:g}-{band[1]:g} Hz {features:24s} "
                                       f"s{sort_seed} true={s['true_units']:3d} well={s['well_detected']:3d} "
                                       f"acc={s['mean_accuracy']:.3f} fp={s['false_positive_units']:3d} "
-                                      f"units={s['sorted_units']:3d} {sum(sec.values()):6.1f}s", flush=True)
+                                      f"units={s['sorted_units']:3d} good={s['good_matching']}/{s['good_units']} "
+                                      f"{sum(sec.values()):6.1f}s", flush=True)
                     finally:
                         shutil.rmtree(work, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=1))
-    print("\nwell detected / mean accuracy / false-positive units, summed (accuracy averaged) over "
-          "settings, seeds and sort seeds:")
+    print("\nwell detected / mean accuracy / false-positive units of all units / good units matching a true "
+          "unit, summed (accuracy averaged) over settings, seeds and sort seeds:")
     for family in args.families:
         for band in dict.fromkeys(tuple(r["band_hz"]) for r in rows if r["family"] == family):
             for features in args.features:
@@ -138,7 +157,9 @@ def main():
                 print(f"  {family:14s} {band[0]:g}-{band[1]:g} Hz {features:24s} "
                       f"{sum(r['well_detected'] for r in sel) / n:6.1f} / "
                       f"{np.mean([r['mean_accuracy'] for r in sel]):.3f} / "
-                      f"{sum(r['false_positive_units'] for r in sel) / n:5.1f}")
+                      f"{sum(r['false_positive_units'] for r in sel) / n:5.1f} of "
+                      f"{sum(r['sorted_units'] for r in sel) / n:5.1f} / "
+                      f"{sum(r['good_matching'] for r in sel) / n:5.1f} of {sum(r['good_units'] for r in sel) / n:5.1f}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ across its electrodes, in each session's noise units) into one model, so every s
 embedded in one latent space. ``batch`` trains (or takes) that model and sorts each
 session into ``RESULTS/<name>.spikevae``:
 
-- a session whose finished result matches the input's size and sampled checksum is skipped,
-  so a batch restarted with the same command does only what is left;
+- a session whose finished result matches the input's size and checksum is skipped, so a
+  batch restarted with the same command does only what is left (exports missing from it
+  are written);
+- with ``features="pca"`` there is no network to share: each session gets its own PCA;
 - a failing session is reported (``sessions.csv``, the return value) and the others go on;
 - sessions run in parallel on a local Dask cluster (``jobs``) or on the workers of a running
   Dask scheduler (``scheduler``; workers must see the same paths, e.g. a shared file system).
@@ -18,6 +20,7 @@ import glob
 import shutil
 import time
 import traceback
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from .config import SortConfig
 from .errors import SpikevaeError
+from .features import network_config
 from .output import load_result
 from .pipeline import open_source, sort
 from .progress import Reporter
@@ -112,8 +116,9 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
     if len(x) < 200:
         raise SpikevaeError(f"only {len(x)} waveforms in all these sessions, too few to train on")
     rep.info(f"training one model on {len(x)} waveforms from {len(pooled)} sessions")
-    with rep.bar("train shared β-VAE", cfg.vae.steps, unit="step") as up:
-        model = fit_normalised(x, cfg.vae, device, cfg.seed, progress=up)
+    net = network_config(cfg.features, cfg.vae)
+    with rep.bar(f"train shared {cfg.features}", net.steps, unit="step") as up:
+        model = fit_normalised(x, net, device, cfg.seed, progress=up)
     model.trained_on = cfg.waveform_settings()
     if out is not None:
         tmp = Path(out).with_name(Path(out).name + ".partial")
@@ -131,12 +136,26 @@ def _done(result: Path, session: Path) -> bool:
     return info.get("bytes") == session.stat().st_size and info.get("checksum") == file_checksum(session)
 
 
-def sort_session(session: str, out: str, config: SortConfig, model: str) -> dict:
+def write_exports(result: Path, exports: dict) -> None:
+    """``exports``: {"formats": [...], "metadata": {...}, "electrode_map": path or None}, as
+    ``export.export`` takes them; an export already there is kept. The DANDI warning was
+    given once for the batch."""
+    from .export import DandiWarning, default_target, export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DandiWarning)
+        for fmt in exports.get("formats", ()):
+            if not default_target(result, fmt).exists():
+                export(result, fmt, metadata=exports.get("metadata"), electrode_map=exports.get("electrode_map"))
+
+
+def sort_session(session: str, out: str, config: SortConfig, model: str | None, exports: dict | None = None) -> dict:
     """One session, for a worker: never raises, reports what happened."""
     session_p, out_p = Path(session), Path(out)
     t0 = time.perf_counter()
     try:
         r = sort(session_p, config, out=out_p, model=model, overwrite=True)
+        write_exports(r.out, exports or {})
         run = load_result(r.out)["run"]
         return asdict(SessionOutcome(session_p.stem, "sorted", run["input"]["duration_s"], r.n_units,
                                      r.counts["kept"], time.perf_counter() - t0, "", session, out))
@@ -164,18 +183,21 @@ def _client(jobs: int, scheduler: str | None):
 
 
 def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int = 1,
-          scheduler: str | None = None, reporter: Reporter | None = None) -> list[SessionOutcome]:
-    """Sort every session with one shared model; see the module's docstring."""
+          scheduler: str | None = None, reporter: Reporter | None = None,
+          exports: dict | None = None) -> list[SessionOutcome]:
+    """Sort every session with one shared model (with ``features="pca"``, each session's own
+    PCA); ``exports`` as ``write_exports`` takes it. See the module's docstring."""
     cfg = config or SortConfig()
     rep = reporter or Reporter(quiet=True)
     paths = expand_sessions(sessions)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SpikevaeError(f"{out}: exists and is not a folder")
-    if cfg.features == "pca":
-        raise SpikevaeError("batch shares one network across sessions; --features pca has none to share")
+    shared = cfg.features != "pca"
+    if not shared and model is not None:
+        raise SpikevaeError("--model applies to network features (vae, ae, vae-plain), not pca")
     model_path = Path(model) if model is not None else out / "model.pt"
-    if model_path.exists():
+    if shared and model_path.exists():
         TrainedModel.load(model_path).check_compatible(cfg.waveform_settings(), model_path)
     elif model is not None:
         raise SpikevaeError(f"--model {model}: no such file")
@@ -184,14 +206,18 @@ def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int
         cfg = replace(cfg, workers=1)  # sessions already run side by side; no pool inside each
     try:
         out.mkdir(parents=True, exist_ok=True)
-        if model_path.exists():
+        if not shared:
+            model_path = None
+        elif model_path.exists():
             rep.info(f"using {model_path}")
         else:
             train_shared(paths, cfg, out=model_path, reporter=rep, work=out)
+        model_arg = str(model_path) if model_path is not None else None
         todo, outcomes = [], {}
         for p in paths:
             result = out / f"{p.stem}.spikevae"
             if _done(result, p):
+                write_exports(result, exports or {})
                 run = load_result(result)["run"]
                 outcomes[p] = SessionOutcome(p.stem, "skipped", run["input"]["duration_s"], run["counts"]["units"],
                                              run["counts"]["kept"], 0.0, "already sorted", str(p), str(result))
@@ -201,12 +227,12 @@ def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int
         with rep.bar("sort sessions", len(todo), unit="session") as up:
             if client is None:
                 for session, result in todo:
-                    outcomes[Path(session)] = SessionOutcome(**sort_session(session, result, cfg, str(model_path)))
+                    outcomes[Path(session)] = SessionOutcome(**sort_session(session, result, cfg, model_arg, exports))
                     up(1)
             else:
                 from dask.distributed import as_completed
 
-                futures = [client.submit(sort_session, s, r, cfg, str(model_path), pure=False) for s, r in todo]
+                futures = [client.submit(sort_session, s, r, cfg, model_arg, exports, pure=False) for s, r in todo]
                 for fut in as_completed(futures):
                     o = SessionOutcome(**fut.result())
                     outcomes[Path(o.path)] = o

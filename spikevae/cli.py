@@ -65,6 +65,52 @@ _SETTINGS = [
 ]
 
 
+_EXPORT = [
+    click.option("--map", "electrode_map", type=click.Path(dir_okay=False),
+                 help="Blackrock map file (.cmp) with the array's electrode positions, for exports "
+                      "[default: a 10 × 10 grid, 400 µm pitch, ids row by row]."),
+    click.option("--subject-id", help="NWB: the animal's id (DANDI requires it)."),
+    click.option("--species", help="NWB: Latin binomial, e.g. 'Macaca mulatta' (DANDI requires it)."),
+    click.option("--sex", type=click.Choice(["M", "F", "U", "O"]), help="NWB: subject sex [default: U]."),
+    click.option("--age", help="NWB: ISO 8601 duration, e.g. P7Y (DANDI requires it)."),
+    click.option("--experimenter", multiple=True, help="NWB: 'Last, First' (repeatable)."),
+    click.option("--institution", help="NWB: institution."),
+    click.option("--lab", help="NWB: lab."),
+    click.option("--session-description", help="NWB: what the session was [default: names the recording]."),
+    click.option("--experiment-description", help="NWB: the experiment."),
+    click.option("--keyword", "keywords", multiple=True, help="NWB: keyword (repeatable)."),
+]
+
+
+def export_options(f):
+    """Where exports place electrodes, and the NWB metadata a Blackrock file lacks (sort, batch, export)."""
+    for option in reversed(_EXPORT):
+        f = option(f)
+    return f
+
+
+def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_map=None, **metadata) -> Path:
+    """``export.export``, its warnings (what DANDI would reject) as one line each on stderr."""
+    import warnings
+
+    from .export import DandiWarning, export
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DandiWarning)
+        warnings.showwarning = lambda message, *_, **__: click.echo(f"warning: {message}", err=True)
+        return export(result, fmt, out=out, overwrite=overwrite, metadata=metadata, electrode_map=electrode_map)
+
+
+def _check_extras(formats) -> None:
+    """A missing extra stops a sort before it starts, not after."""
+    from .export import EXTRAS, require_extra
+
+    for fmt in formats:
+        module, extra = EXTRAS[fmt]
+        if module is not None:
+            require_extra(module, extra, f"--export {fmt}")
+
+
 def settings_options(f):
     """The options that set how recordings are filtered, detected and embedded (sort, train, batch)."""
     for option in reversed(_SETTINGS):
@@ -105,23 +151,23 @@ def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes that cluster and split electrodes [default: every core for 32 electrodes or more, "
                    "else 1]; the result is the same for any number.")
+@export_options
 @settings_options
-def sort(recording, out, overwrite, features, pca_components, model, exports, workers, quiet, **settings):
+def sort(recording, out, overwrite, features, pca_components, model, exports, workers, quiet, electrode_map,
+         **settings):
     """Sort RECORDING (a Blackrock .ns6, or a .nev of cut waveforms) into units, one result folder out."""
-    from .export import EXTRAS, require_extra
-    from .export import export as run_export
+    from .export import NWB_FIELDS
     from .pipeline import sort as run_sort
     from .progress import Reporter
 
+    metadata = {k: settings.pop(k) for k in NWB_FIELDS}
     cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components),
                               workers=workers)
-    for fmt in exports:  # a missing extra stops the sort before it starts
-        module, extra = EXTRAS[fmt]
-        if module is not None:
-            require_extra(module, extra, f"--export {fmt}")
+    _check_extras(exports)
     result = run_sort(recording, cfg, out=out, model=model, overwrite=overwrite, reporter=Reporter(quiet=quiet))
     for fmt in exports:
-        click.echo(f"{fmt}: {run_export(result.out, fmt, overwrite=True)}", err=quiet)
+        click.echo(f"{fmt}: {export_one(result.out, fmt, overwrite=True, electrode_map=electrode_map, **metadata)}",
+                   err=quiet)
     click.echo(result.out)  # on stdout, --quiet or not, for scripts that go on with the result
 
 
@@ -145,18 +191,35 @@ def train(sessions, out, quiet, **settings):
 @click.option("--model", type=click.Path(dir_okay=False), help="Shared model to use [default: train one first].")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Sessions sorted at once on this machine.")
 @click.option("--scheduler", help="Address of a running Dask scheduler (tcp://host:8786) to sort on its workers.")
+@click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]), default="vae", show_default=True,
+              help="Feature space; a network (vae, ae, vae-plain) is shared by all sessions, pca is fitted per session.")
+@click.option("--pca-components", type=int, default=3, show_default=True, help="Components for --features pca.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes that cluster each session's electrodes [default: as `sort`, or 1 with -j/--scheduler].")
+@click.option("--export", "exports", multiple=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),
+              help="Also write each result in this format (repeatable); see `spikevae export`.")
+@export_options
 @settings_options
-def batch(sessions, out, model, jobs, scheduler, quiet, **settings):
+def batch(sessions, out, model, jobs, scheduler, features, pca_components, workers, exports, electrode_map, quiet,
+          **settings):
     """Sort many SESSIONS with one shared model; resumable (finished sessions are skipped).
 
     SESSIONS are paths, quoted globs ('data/*.ns6') or a .txt file listing one path per line.
     Exits non-zero if any session failed; sessions.csv says which and why.
     """
     from .batch import batch as run_batch
+    from .export import NWB_FIELDS, dandi_missing
     from .progress import Reporter
 
-    outcomes = run_batch(sessions, out, build_config(**settings), model=model, jobs=jobs, scheduler=scheduler,
-                         reporter=Reporter(quiet=quiet))
+    metadata = {k: v for k in NWB_FIELDS if (v := settings.pop(k)) not in (None, ())}
+    _check_extras(exports)
+    if "nwb" in exports and dandi_missing(metadata):
+        click.echo(f"warning: the sessions' NWB files: {dandi_missing(metadata)}", err=True)
+    cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components),
+                              workers=workers)
+    outcomes = run_batch(sessions, out, cfg, model=model, jobs=jobs, scheduler=scheduler,
+                         reporter=Reporter(quiet=quiet),
+                         exports={"formats": list(exports), "metadata": metadata, "electrode_map": electrode_map})
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("sorted", "skipped", "failed")}
     click.echo(f"{counts['sorted']} sorted, {counts['skipped']} already done, {counts['failed']} failed "
@@ -241,13 +304,7 @@ def compare(target, baselines, ground_truth, out, overwrite, as_json, quiet):
                    "spikeinterface (a saved BaseSorting).")
 @click.option("-o", "--out", type=click.Path(), help="Where to write [default: inside RESULT].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export.")
-@click.option("--subject-id", help="NWB: the animal's id.")
-@click.option("--species", help="NWB: e.g. 'Macaca mulatta'.")
-@click.option("--sex", type=click.Choice(["M", "F", "U", "O"]), help="NWB: subject sex [default: U].")
-@click.option("--age", help="NWB: ISO 8601 duration, e.g. P7Y (archives such as DANDI require it).")
-def export(result, fmt, out, overwrite, subject_id, species, sex, age):
+@export_options
+def export(result, fmt, out, overwrite, electrode_map, **metadata):
     """Write RESULT (a `spikevae sort` folder) in a format other tools open."""
-    from .export import export as run_export
-
-    subject = {"subject_id": subject_id, "species": species, "sex": sex, "age": age}
-    click.echo(run_export(result, fmt, out=out, overwrite=overwrite, subject=subject))
+    click.echo(export_one(result, fmt, out=out, overwrite=overwrite, electrode_map=electrode_map, **metadata))

@@ -14,19 +14,15 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .clustering import ClusterParams
 from .config import SortConfig
-from .curation import CurationParams
-from .detection import DetectionParams, NoiseEstimate
+from .detection import NoiseEstimate
 from .errors import SpikevaeError
 from .features import FEATURES, make_features
 from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, score
 from .metrics import UnitTable, isolation, silhouette
-from .model import VAEConfig
 from .output import check_out, default_out, load_result, staged_folder, write_json
 from .pipeline import embed, label_units, sort
 from .progress import Reporter
-from .splitting import SplitParams
 from .store import groups
 from .train import pick_device
 
@@ -46,17 +42,6 @@ class FeatureSorting:
     unit_metrics: list[dict] = field(default_factory=list)
     electrode_metrics: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
-
-
-def _config_from_run(run: dict) -> SortConfig:
-    c = dict(run["config"])
-    c["band_hz"] = tuple(c["band_hz"])
-    c["detection"] = DetectionParams(**c["detection"])
-    c["vae"] = VAEConfig(**c["vae"])
-    c["cluster"] = ClusterParams(**c["cluster"])
-    c["curation"] = CurationParams(**c.get("curation", {}))
-    c["split"] = SplitParams(**c["split"]) if "split" in c else SplitParams(enabled=False)  # results made before it
-    return SortConfig(**c)
 
 
 def _result_for(target: Path, config: SortConfig | None, rep: Reporter) -> Path:
@@ -159,7 +144,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     check_out(out, overwrite)
     res = load_result(result_dir)
     run, spikes = res["run"], res["spikes"]
-    cfg = _config_from_run(run)
+    cfg = SortConfig.from_dict(run["config"])
     gt_path = Path(ground_truth) if ground_truth is not None else ground_truth_path(run["input"]["path"])
     gt = None
     if ground_truth is not None or gt_path.is_file():
@@ -176,12 +161,12 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
                               autocorr=np.stack([autocorr[c] for c in range(len(noise))]) if autocorr else None)
     waveforms = res["spike_waveforms"]
     timestamps, amplitude = spikes["timestamp"], spikes["amplitude_uv"]
-    duration = run["input"]["duration_s"]
+    segments = [(s["start_tick"], s["n_samples"]) for s in run["input"]["segments"]]
 
     def clustered(name, features, history):
         space = np.zeros((len(features), cfg.cluster.n_dims))
         unit, table = label_units(features, electrode, np.array(electrode_ids), waveforms, timestamps, amplitude,
-                                  noise, threshold, autocorr, duration, cfg, rep, space_out=space)
+                                  noise, threshold, autocorr, segments, cfg, rep, space_out=space)
         return FeatureSorting(name=name, unit=unit, space=space, table=table, history=history)
 
     main_name = run.get("features", "vae")

@@ -8,6 +8,7 @@ from .curation import CurationParams
 from .detection import DetectionParams, default_threshold
 from .errors import SpikevaeError
 from .model import VAEConfig
+from .quality import QualityParams
 from .splitting import SplitParams, default_split_ratio
 
 MIN_TRAIN_SPIKES = 200  # fewer waveforms than this cannot train the β-VAE
@@ -29,6 +30,7 @@ class SortConfig:
     cluster: ClusterParams = field(default_factory=ClusterParams)
     split: SplitParams = field(default_factory=SplitParams)
     curation: CurationParams = field(default_factory=CurationParams)
+    quality: QualityParams = field(default_factory=QualityParams)
 
     def __post_init__(self):
         # Band defaults resolved here so that run.json records the numbers.
@@ -65,6 +67,19 @@ class SortConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SortConfig":
+        """The inverse of ``to_dict`` (a run.json's "config"); sections a result predates take
+        their defaults, except the split step, which such results ran without."""
+        c = dict(d)
+        c["band_hz"] = tuple(c["band_hz"])
+        sections = {"detection": DetectionParams, "vae": VAEConfig, "cluster": ClusterParams,
+                    "curation": CurationParams, "quality": QualityParams}
+        for key, kind in sections.items():
+            c[key] = kind(**c.get(key, {}))
+        c["split"] = SplitParams(**c["split"]) if "split" in c else SplitParams(enabled=False)
+        return cls(**c)
 
     def waveform_settings(self) -> dict:
         """What a trained model depends on: how waveforms were filtered, cut and aligned."""

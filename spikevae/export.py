@@ -15,11 +15,40 @@ from . import __version__
 from .errors import SpikevaeError
 from .nev import write_nev
 from .output import check_out, load_result, staged_folder
-from .utah import grid_positions
+from .reader import TICKS_PER_SECOND
+from .utah import grid_positions, read_cmp
 
 FORMATS = ("nwb", "phy", "nev", "spikeinterface")
+NWB_FIELDS = ("subject_id", "species", "sex", "age", "experimenter", "institution", "lab", "session_description",
+              "experiment_description", "keywords")
+DANDI_REQUIRED = ("subject_id", "species", "age")  # nwbinspector CRITICAL under --config dandi (sex is written U when not given)
+PHY_SUBSET = 500  # spike waveforms per cluster for phy's waveform view
 EXTRAS = {"nwb": ("pynwb", "nwb"), "phy": (None, "phy"), "nev": (None, None),
           "spikeinterface": ("spikeinterface", "spikeinterface")}
+
+
+class DandiWarning(UserWarning):
+    """An NWB file is written without metadata that the DANDI archive requires."""
+
+
+def dandi_missing(metadata: dict) -> str | None:
+    """What DANDI would reject an NWB file with this metadata for, with the options that fix it."""
+    missing = [k for k in DANDI_REQUIRED if not metadata.get(k)]
+    if missing:
+        return (f"no {', '.join(missing)}; DANDI rejects an NWB file without them "
+                f"(pass --{' --'.join(m.replace('_', '-') for m in missing)})")
+    return None
+
+
+def electrode_positions(electrode_ids, electrode_map=None) -> np.ndarray:
+    """(x, y) µm of each electrode: from a Blackrock .cmp map file when given, else the default grid."""
+    if electrode_map is None:
+        return grid_positions(electrode_ids)
+    sites = read_cmp(electrode_map)
+    missing = [int(e) for e in electrode_ids if int(e) not in sites]
+    if missing:
+        raise SpikevaeError(f"{electrode_map}: no position for electrode(s) {missing[:5]}")
+    return np.array([sites[int(e)] for e in electrode_ids], float).reshape(-1, 2)
 
 
 def require_extra(module: str, extra: str, what: str):
@@ -34,10 +63,15 @@ def default_target(result: Path, fmt: str) -> Path:
             "spikeinterface": result / "spikeinterface"}[fmt]
 
 
-def export(result, fmt: str, out=None, overwrite: bool = False, subject: dict | None = None) -> Path:
+def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict | None = None,
+           electrode_map=None) -> Path:
     """Write ``result`` (a finished result folder) as ``fmt``; returns where it went.
-    ``subject`` (subject_id, species, sex, age as ISO 8601 duration) goes into NWB files:
-    a Blackrock file does not record it, and NWB archives (DANDI) require it."""
+
+    ``metadata`` (keys of ``NWB_FIELDS``: subject_id, species, sex, age as an ISO 8601
+    duration, experimenter, institution, lab, session_description, experiment_description,
+    keywords) goes into NWB files: a Blackrock file does not record it, and DANDI requires the
+    subject's; a warning names what DANDI would reject. ``electrode_map`` is the array's
+    Blackrock map file (.cmp) for the electrodes' true positions [default: ``utah.grid_positions``]."""
     if fmt not in FORMATS:
         raise SpikevaeError(f"--to {fmt}: unknown format; choose one of {', '.join(FORMATS)}")
     module, extra = EXTRAS[fmt]
@@ -46,7 +80,14 @@ def export(result, fmt: str, out=None, overwrite: bool = False, subject: dict | 
     result = Path(result)
     res = load_result(result)
     out = Path(out) if out is not None else default_target(result, fmt)
-    writer = {"nwb": lambda r, s, p: _nwb(r, s, p, subject or {}), "phy": _phy, "nev": _nev,
+    res["positions"] = electrode_positions(res["run"]["input"]["electrodes"], electrode_map)
+    meta = {k: v for k, v in (metadata or {}).items() if v not in (None, "", ())}
+    unknown = sorted(set(meta) - set(NWB_FIELDS))
+    if unknown:
+        raise SpikevaeError(f"unknown NWB metadata {', '.join(unknown)}; choose from {', '.join(NWB_FIELDS)}")
+    if fmt == "nwb" and dandi_missing(meta):
+        warnings.warn(f"{out.name}: {dandi_missing(meta)}", DandiWarning, stacklevel=2)
+    writer = {"nwb": lambda r, s, p: _nwb(r, s, p, meta), "phy": _phy, "nev": _nev,
               "spikeinterface": _spikeinterface}[fmt]
     if fmt in ("phy", "spikeinterface"):
         with staged_folder(out, overwrite) as tmp:
@@ -94,8 +135,10 @@ def _start(run: dict) -> _dt.datetime:
 
 
 def _phy(result: Path, res: dict, folder: Path) -> None:
-    """Kilosort/phy layout: one template per unit on its electrode, plus one "unsorted"
-    cluster per electrode (phy needs every spike in a cluster); latent features as PC features."""
+    """Kilosort/phy layout: one sparse template per unit on its electrode, plus one "unsorted"
+    cluster per electrode (phy needs every spike in a cluster); latent features as PC features;
+    up to ``PHY_SUBSET`` spikes per cluster as phy's spike-subset waveforms, since phy gets no
+    raw traces. Channel labels are the Blackrock electrode ids."""
     spikes, units, wf = res["spikes"], res["units"], res["waveforms"]
     ids, channel = _channels(res)
     n_units = len(units)
@@ -103,75 +146,127 @@ def _phy(result: Path, res: dict, folder: Path) -> None:
     clusters = np.where(spikes["unit"] >= 0, spikes["unit"], n_units + spike_channel).astype(np.int32)
     waveforms = res["spike_waveforms"]
     n_samples = waveforms.shape[1]
-    templates = np.zeros((n_units + len(ids), n_samples, 1), np.float32)
-    template_channel = np.zeros((n_units + len(ids), 1), np.int32)
+    n_templates = n_units + len(ids)
+    templates = np.zeros((n_templates, n_samples, 1), np.float32)
+    template_channel = np.zeros((n_templates, 1), np.int32)
     templates[:n_units, :, 0] = wf["mean"]
     template_channel[:n_units, 0] = [channel[int(e)] for e in wf["electrode_id"]]
-    for c in range(len(ids)):
-        members = np.flatnonzero(clusters == n_units + c)
-        if len(members):
-            templates[n_units + c, :, 0] = np.asarray(waveforms[members[:2000]]).mean(axis=0)
-        template_channel[n_units + c, 0] = c
-    np.save(folder / "spike_times.npy", spikes["timestamp"].astype(np.uint64))
-    np.save(folder / "spike_templates.npy", clusters)
-    np.save(folder / "spike_clusters.npy", clusters)
-    np.save(folder / "amplitudes.npy", np.abs(spikes["amplitude_uv"]).astype(np.float32))
-    np.save(folder / "templates.npy", templates)
-    np.save(folder / "templates_ind.npy", template_channel)
-    np.save(folder / "channel_map.npy", np.arange(len(ids), dtype=np.int32))
-    np.save(folder / "channel_positions.npy", grid_positions(ids))
-    np.save(folder / "pc_features.npy", spikes["latent"][:, :, None].astype(np.float32))
-    np.save(folder / "pc_feature_ind.npy", template_channel)
-    np.save(folder / "similar_templates.npy", np.zeros((len(templates),) * 2, np.float32))
-    with open(folder / "cluster_group.tsv", "w") as f:
-        f.write("cluster_id\tgroup\n")
-        f.writelines(f"{u}\tgood\n" for u in range(n_units))
-        f.writelines(f"{n_units + c}\tnoise\n" for c in range(len(ids)))
+    rng = np.random.default_rng(0)
+    subset = []
+    for c in range(n_templates):
+        members = np.flatnonzero(clusters == c)
+        if c >= n_units:
+            template_channel[c, 0] = c - n_units
+            if len(members):
+                templates[c, :, 0] = np.asarray(waveforms[members[:2000]]).mean(axis=0)
+        subset.append(np.sort(rng.choice(members, min(PHY_SUBSET, len(members)), replace=False)))
+    subset = np.sort(np.concatenate(subset)).astype(np.int64)
+    if np.any(np.diff(spikes["timestamp"]) < 0):  # phy needs increasing spike times
+        raise SpikevaeError(f"{result}: spikes.npz is not in time order; sort the recording again")
+    save = lambda name, a: np.save(folder / name, a)  # noqa: E731
+    save("spike_times.npy", spikes["timestamp"].astype(np.uint64))
+    save("spike_templates.npy", clusters)
+    save("spike_clusters.npy", clusters)
+    save("amplitudes.npy", np.abs(spikes["amplitude_uv"]).astype(np.float32))
+    save("templates.npy", templates)
+    save("template_ind.npy", template_channel)
+    save("similar_templates.npy", _similarity(templates[:, :, 0], template_channel[:, 0]))
+    save("whitening_mat.npy", np.eye(len(ids), dtype=np.float32))  # waveforms are in µV, not whitened
+    save("whitening_mat_inv.npy", np.eye(len(ids), dtype=np.float32))
+    save("channel_map.npy", ids.astype(np.int32))  # phy shows channel_map[channel] as the channel's label
+    save("channel_positions.npy", res["positions"])
+    save("pc_features.npy", spikes["latent"][:, :, None].astype(np.float32))
+    save("pc_feature_ind.npy", template_channel)
+    # two columns, the second empty (−1), because phylib squeezes a one-channel array to 2-D
+    sub = np.zeros((len(subset), n_samples, 2), np.float32)
+    sub[:, :, 0] = waveforms[subset]
+    save("_phy_spikes_subset.spikes.npy", subset)
+    save("_phy_spikes_subset.waveforms.npy", sub)
+    save("_phy_spikes_subset.channels.npy", np.stack([spike_channel[subset], np.full(len(subset), -1, np.int32)], 1))
+    quality = [u.get("quality", "good") for u in units] + ["noise"] * len(ids)
+    _tsv(folder / "cluster_group.tsv", "group", quality)
+    _tsv(folder / "cluster_KSLabel.tsv", "KSLabel", quality)
+    _tsv(folder / "cluster_electrode.tsv", "electrode", [u["electrode_id"] for u in units] + list(ids))
+    _tsv(folder / "cluster_snr.tsv", "snr", [f"{u['snr']:.2f}" for u in units] + [""] * len(ids))
     (folder / "params.py").write_text(
-        f"dat_path = []\nn_channels_dat = {len(ids)}\ndtype = 'int16'\noffset = 0\n"
-        f"sample_rate = 30000.0\nhp_filtered = True\n"
-        f"# spike_times.npy are ticks of the Blackrock file clock ({res['run']['input']['name']}), pauses included\n")
+        f"dat_path = []\nn_channels_dat = {int(ids.max()) + 1}\ndtype = 'int16'\noffset = 0\n"
+        f"sample_rate = {TICKS_PER_SECOND:.1f}\nhp_filtered = True\n"
+        f"# spike_times.npy are ticks of the Blackrock file clock ({res['run']['input']['name']}), pauses included;\n"
+        f"# clusters {n_units} and up hold each electrode's unsorted spikes; no raw traces (spike waveforms only)\n")
 
 
-def _nwb(result: Path, res: dict, path: Path, subject: dict) -> None:
+def _tsv(path: Path, column: str, values) -> None:
+    with open(path, "w") as f:
+        f.write(f"cluster_id\t{column}\n")
+        f.writelines(f"{c}\t{v}\n" for c, v in enumerate(values))
+
+
+def _similarity(templates: np.ndarray, channel: np.ndarray) -> np.ndarray:
+    """phy's similar_templates: the correlation of two mean waveforms on the same electrode,
+    0 across electrodes (units of different electrodes never share spikes on a Utah array)."""
+    z = templates - templates.mean(axis=1, keepdims=True)
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    sim = z @ z.T
+    sim[channel[:, None] != channel[None, :]] = 0
+    np.fill_diagonal(sim, 1)
+    return sim.astype(np.float32)
+
+
+def _nwb(result: Path, res: dict, path: Path, meta: dict) -> None:
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.file import Subject
     from pynwb.misc import Units
 
     spikes, units, wf, run = res["spikes"], res["units"], res["waveforms"], res["run"]
     ids, channel = _channels(res)
+    subject = {k: meta[k] for k in ("subject_id", "species", "age") if k in meta}
+    listed = {k: [meta[k]] if isinstance(meta[k], str) else list(meta[k])
+              for k in ("experimenter", "keywords") if k in meta}
     nwb = NWBFile(
-        session_description=f"spike sorting of {run['input']['name']} by spikevae {__version__}",
+        session_description=meta.get("session_description",
+                                     f"spike sorting of {run['input']['name']} by spikevae {__version__}"),
         identifier=f"spikevae-{run['input']['name']}-{run['input']['bytes']}",
         session_start_time=_start(run),
         source_script=json.dumps({"spikevae": __version__, "config": run["config"], "versions": run["versions"]}),
         source_script_file_name="spikevae",
-        subject=Subject(**{"subject_id": "unknown", "sex": "U", **{k: v for k, v in subject.items() if v}},
-                        description="given to spikevae export"),
+        subject=Subject(**subject, sex=meta.get("sex", "U"), description="given to spikevae export"),
+        **{k: meta[k] for k in ("institution", "lab", "experiment_description") if k in meta}, **listed,
     )
-    model = nwb.create_device_model(name="Utah array", manufacturer="Blackrock Neurotech")
+    model = nwb.create_device_model(name="Utah array", manufacturer="Blackrock Neurotech",
+                                    description="silicon microelectrode array, 10 × 10 at 400 µm pitch")
     device = nwb.create_device(name="UtahArray", description="96-channel Utah array, Blackrock front end",
                                model=model)
     group = nwb.create_electrode_group(name="utah", description="Utah array, 400 µm pitch",
                                        location="unknown", device=device)
     nwb.add_electrode_column(name="electrode_id", description="Blackrock electrode id")
     nwb.add_electrode_column(name="noise_uv", description="robust noise SD of the filtered signal (µV)")
-    for e, (x, y) in zip(ids, grid_positions(ids)):
+    for e, (x, y) in zip(ids, res["positions"]):
         nwb.add_electrode(group=group, location="unknown", rel_x=float(x), rel_y=float(y),
                           electrode_id=int(e), noise_uv=float(run["noise_uv"][str(e)]))
+    # the pauses between segments were not recorded: invalid times, and outside every unit's observation
+    recorded = [(s["start_tick"] / TICKS_PER_SECOND, (s["start_tick"] + s["n_samples"]) / TICKS_PER_SECOND)
+                for s in run["input"]["segments"]]
+    for (_, stop), (start, _) in zip(recorded[:-1], recorded[1:]):
+        nwb.add_invalid_time_interval(start_time=stop, stop_time=start)
     nwb.units = Units(name="units", description="units sorted by spikevae (unsorted spikes left out)",
-                      waveform_rate=30000.0, waveform_unit="microvolts", resolution=1 / 30000.0)
-    for name, desc in (("snr", "peak of the mean waveform / noise SD"),
-                       ("isi_violation_fraction", "share of inter-spike intervals under 1.5 ms"),
-                       ("firing_rate_hz", "spikes per second of recording"),
-                       ("amplitude_uv", "median absolute trough amplitude (µV)")):
+                      waveform_rate=float(TICKS_PER_SECOND), waveform_unit="microvolts",
+                      resolution=1 / TICKS_PER_SECOND)
+    columns = {"snr": "peak of the mean waveform / noise SD",
+               "isi_violation_fraction": "share of inter-spike intervals under 1.5 ms",
+               "firing_rate_hz": "spikes per second of recording",
+               "amplitude_uv": "median absolute trough amplitude (µV)",
+               "l_ratio": "L-ratio in the electrode's clustering space",
+               "presence_ratio": "share of time bins of the recording in which the unit fires",
+               "amplitude_cutoff": "estimated share of spikes lost below the detection threshold",
+               "quality": "good or mua (multi-unit activity), spikevae's label from the metrics above"}
+    columns = {k: v for k, v in columns.items() if all(k in u for u in units)}
+    for name, desc in columns.items():
         nwb.add_unit_column(name=name, description=desc)
     time_s = spikes["time_s"]
     for u, row in enumerate(units):
-        nwb.add_unit(spike_times=time_s[spikes["unit"] == row["unit"]], electrodes=[channel[row["electrode_id"]]],
-                     electrode_group=group, waveform_mean=wf["mean"][u], waveform_sd=wf["sd"][u],
-                     snr=row["snr"], isi_violation_fraction=row["isi_violation_fraction"],
-                     firing_rate_hz=row["firing_rate_hz"], amplitude_uv=row["amplitude_uv"])
+        nwb.add_unit(spike_times=time_s[spikes["unit"] == row["unit"]], obs_intervals=recorded,
+                     electrodes=[channel[row["electrode_id"]]], electrode_group=group,
+                     waveform_mean=wf["mean"][u], waveform_sd=wf["sd"][u], **{k: row[k] for k in columns})
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
 
@@ -184,9 +279,38 @@ def _spikeinterface(result: Path, res: dict, folder: Path) -> None:
 
 
 def to_spikeinterface(result):
-    """The sorted units of a result folder as a SpikeInterface ``BaseSorting`` (samples are
-    ticks of the Blackrock file clock at 30 kHz; unsorted spikes are left out)."""
+    """The sorted units of a result folder as a SpikeInterface ``BaseSorting``: one segment
+    per recorded segment (pause), samples counted from that segment's first sample, as
+    ``spikeinterface.extractors.read_blackrock`` of the same file counts them; unit
+    properties electrode_id, snr, quality and the other units.csv columns. Unsorted spikes
+    are left out. Pair it with the recording through ``utah_probe``."""
     core = require_extra("spikeinterface.core", "spikeinterface", "to_spikeinterface")
-    spikes = load_result(result)["spikes"]
+    res = load_result(result)
+    spikes, units, segments = res["spikes"], res["units"], res["run"]["input"]["segments"]
     keep = spikes["unit"] >= 0
-    return core.NumpySorting.from_samples_and_labels([spikes["timestamp"][keep]], [spikes["unit"][keep]], 30_000.0)
+    ts, unit = spikes["timestamp"][keep], spikes["unit"][keep]
+    starts = np.array([s["start_tick"] for s in segments], np.int64)
+    seg = np.searchsorted(starts, ts, "right") - 1
+    sorting = core.NumpySorting.from_samples_and_labels(
+        [ts[seg == i] - starts[i] for i in range(len(segments))], [unit[seg == i] for i in range(len(segments))],
+        TICKS_PER_SECOND, unit_ids=np.array([u["unit"] for u in units], np.int64))
+    for key in (units[0] if units else {}):
+        if key != "unit":
+            sorting.set_property(key, np.array([u[key] for u in units]))
+    return sorting
+
+
+def utah_probe(result, electrode_map=None):
+    """A probeinterface ``Probe`` of the result's electrodes (positions from ``electrode_map``,
+    a .cmp file, or the default grid), contact i wired to channel i, for
+    ``recording.set_probe`` on the sorted file's ``read_blackrock`` recording (its channels
+    in the result's electrode order)."""
+    from probeinterface import Probe
+
+    ids = np.asarray(load_result(result)["run"]["input"]["electrodes"], int)
+    probe = Probe(ndim=2, si_units="um", name="Utah array", manufacturer="Blackrock Neurotech")
+    probe.set_contacts(positions=electrode_positions(ids, electrode_map), shapes="circle",
+                       shape_params={"radius": 20})
+    probe.set_contact_ids([str(e) for e in ids])
+    probe.set_device_channel_indices(np.arange(len(ids)))
+    return probe

@@ -27,6 +27,7 @@ from .output import (check_free_space, default_out, save_npy, save_npz, staged_f
                      write_units_csv)
 from .parallel import pool_size
 from .progress import Reporter
+from .quality import qualify
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
 from .splitting import split_units
 from .train import TrainedModel, pick_device
@@ -42,6 +43,10 @@ class Source:
     info: dict                    # the "input" section of run.json
     describe: str
     acquire: Callable             # (work folder, reporter) -> Detection
+
+    @property
+    def segments(self) -> list[tuple[int, int]]:
+        return [(s["start_tick"], s["n_samples"]) for s in self.info["segments"]]
 
 
 @dataclass
@@ -70,23 +75,31 @@ def embed(extractor, waveforms, electrode, noise: NoiseEstimate, out: np.ndarray
 
 
 def label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv, threshold_uv,
-                noise_autocorr: dict, duration_s: float, cfg: SortConfig, rep: Reporter,
+                noise_autocorr: dict, segments: list[tuple[int, int]], cfg: SortConfig, rep: Reporter,
                 space_out: np.ndarray | None = None
                 ) -> tuple[np.ndarray, UnitTable]:
-    """Cluster every electrode, split look-alikes, curate the units and describe them;
-    ``noise_autocorr`` maps a channel index to its noise autocorrelation."""
+    """Cluster every electrode, split look-alikes, curate the units, label their quality
+    (``noise`` left unsorted) and describe them; ``noise_autocorr`` maps a channel index to
+    its noise autocorrelation, ``segments`` are the recording's (first tick, samples)."""
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     workers = pool_size(cfg.workers, n_el)
+    # the clustering space of every spike, for the units' isolation (20 bytes a spike)
+    space = space_out if space_out is not None else np.zeros((len(electrode), cfg.cluster.n_dims), np.float32)
     with rep.bar("cluster", n_el, unit="electrode") as up:
-        unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space_out,
+        unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space,
                                  workers=workers)
     if cfg.split.enabled:
         with rep.bar("split", n_el, unit="electrode") as up:
             unit = split_units(unit, electrode, waveforms, amplitude, noise_autocorr, cfg.split, cfg.seed,
                                progress=up, workers=workers)
+    duration_s = sum(n for _, n in segments) / TICKS_PER_SECOND
     unit = curate(unit, electrode, timestamps, amplitude, waveforms, threshold_uv, duration_s, cfg.curation)
-    return unit, unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
-                            duration_s, cfg.detection.align_sample)
+    unit, quality = qualify(unit, electrode, timestamps, amplitude, space, segments, cfg.quality)
+    table = unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
+                       duration_s, cfg.detection.align_sample)
+    for row, q in zip(table.rows, quality):
+        row.update(q)
+    return unit, table
 
 
 def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite: bool = False,
@@ -131,7 +144,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         t0 = time.perf_counter()
         autocorr = dict(enumerate(found.noise.autocorr)) if found.noise.autocorr is not None else {}
         unit, table = label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise,
-                                  found.threshold_uv, autocorr, duration_s, cfg, rep)
+                                  found.threshold_uv, autocorr, source.segments, cfg, rep)
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

@@ -1,6 +1,8 @@
 """Utah-array geometry: 10 × 10 electrodes at 400 µm pitch, 96 wired (the corners are not)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 PITCH_UM = 400.0
@@ -19,3 +21,26 @@ def grid_positions(electrode_ids) -> np.ndarray:
         r, c = _SITES[i]
         pos.append((c * PITCH_UM + bank * 12 * PITCH_UM, r * PITCH_UM))
     return np.array(pos, float).reshape(-1, 2)
+
+
+def read_cmp(path) -> dict[int, tuple[float, float]]:
+    """Electrode id → (x, y) µm from a Blackrock map file (.cmp): tab-separated rows of
+    column, row, bank letter, pin and label after free-text header lines; the id is
+    (bank − 1) × 32 + pin, as Central numbers channels."""
+    from .errors import SpikevaeError
+
+    sites = {}
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError as exc:
+        raise SpikevaeError(f"{path}: cannot read the map file ({exc.strerror})") from None
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4 or not (parts[0].isdigit() and parts[1].isdigit() and parts[3].isdigit()) \
+                or len(parts[2]) != 1 or not parts[2].isalpha():
+            continue  # header and comment lines
+        col, row, bank, pin = int(parts[0]), int(parts[1]), ord(parts[2].upper()) - ord("A"), int(parts[3])
+        sites[bank * 32 + pin] = (col * PITCH_UM, row * PITCH_UM)
+    if not sites:
+        raise SpikevaeError(f"{path}: not a Blackrock map file (no 'column row bank pin label' rows)")
+    return sites

@@ -129,3 +129,24 @@ def test_a_session_changed_in_place_is_sorted_again_and_names_may_hold_brackets(
     data[len(data) // 2] ^= 0x40                     # one sample, mid-file, same size
     session.write_bytes(bytes(data))
     assert [o.status for o in run()] == ["sorted"]
+
+
+def test_batch_with_pca_features_workers_and_exports(sessions, tmp_path):
+    """The options `sort` has: PCA per session (no shared model), --workers, --export with NWB metadata."""
+    pytest.importorskip("pynwb")
+    listing = tmp_path / "two.txt"
+    listing.write_text(f"{sessions / 'day0.ns6'}\n{sessions / 'day1.ns6'}\n")
+    out = tmp_path / "pca"
+    r = CliRunner().invoke(main, ["batch", str(listing), "-o", str(out), "--features", "pca", "--workers", "2",
+                                  "--export", "phy", "--export", "nwb", "--species", "Macaca mulatta", "-q"])
+    assert r.exit_code == 0 and "2 sorted" in r.output, r.output
+    assert "no subject_id, age; DANDI rejects" in r.output  # said once for the batch
+    assert not (out / "model.pt").exists()
+    for day in (0, 1):
+        res = out / f"day{day}.spikevae"
+        run = spikevae.load_result(res)["run"]
+        assert run["features"] == "pca" and run["config"]["workers"] == 2
+        assert (res / "phy" / "params.py").is_file() and (res / "sorting.nwb").is_file()
+    (out / "day0.spikevae" / "sorting.nwb").unlink()  # a resumed batch writes exports that are missing
+    r = CliRunner().invoke(main, ["batch", str(listing), "-o", str(out), "--features", "pca", "--export", "nwb", "-q"])
+    assert r.exit_code == 0 and "2 already done" in r.output and (out / "day0.spikevae" / "sorting.nwb").is_file()

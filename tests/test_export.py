@@ -1,4 +1,9 @@
 """Every export of a real sort is opened by the library its users open it with."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -6,7 +11,7 @@ from click.testing import CliRunner
 import spikevae
 from spikevae.cli import main
 from spikevae.errors import SpikevaeError
-from spikevae.export import export, require_extra, to_spikeinterface
+from spikevae.export import export, require_extra, to_spikeinterface, utah_probe
 from spikevae.groundtruth import score
 from spikevae.nev import read_nev_spikes
 from spikevae.simulate import cut_online
@@ -20,32 +25,104 @@ def test_phy_folder_loads_in_phylib(sorted_small, tmp_path):
     result, _ = sorted_small
     folder = export(result.out, "phy", out=tmp_path / "phy")
     model = phylib_model.load_model(folder / "params.py")
-    spikes = spikevae.load_result(result.out)["spikes"]
+    res = spikevae.load_result(result.out)
+    spikes, units = res["spikes"], res["units"]
     assert model.n_spikes == len(spikes["timestamp"])
     np.testing.assert_array_equal(model.spike_samples, spikes["timestamp"])
     sorted_ = spikes["unit"] >= 0
     np.testing.assert_array_equal(model.spike_clusters[sorted_], spikes["unit"][sorted_])
     assert model.features.data.shape[0] == model.n_spikes
     assert model.channel_positions.shape == (8, 2)
+    electrodes = res["run"]["input"]["electrodes"]
+    assert list(model.channel_mapping) == electrodes  # phy labels channels with the electrode ids
+    for u in units:
+        c = u["unit"]
+        t = model.get_template(c)
+        assert electrodes[t.best_channel] == u["electrode_id"]
+        np.testing.assert_allclose(t.template[:, 0], res["waveforms"]["mean"][c], rtol=1e-5, atol=1e-3)
+        assert electrodes[model.get_cluster_channels(c)[0]] == u["electrode_id"]
+        members = np.flatnonzero(spikes["unit"] == c)
+        assert model.get_features(members, [t.best_channel]).shape == (len(members), 1, spikes["latent"].shape[1])
+        np.testing.assert_allclose(model.amplitudes[members], np.abs(spikes["amplitude_uv"][members]), rtol=1e-6)
+        # the waveform view's spikes are the sort's own waveforms
+        shown = model.spike_waveforms.spike_ids
+        some = shown[np.isin(shown, members)][:10]
+        np.testing.assert_allclose(model.get_waveforms(some, [t.best_channel])[:, :, 0], res["spike_waveforms"][some])
+    # similar templates: alike shapes on one electrode score high, other electrodes 0
+    sim = model.similar_templates
+    assert np.allclose(np.diag(sim), 1) and sim[0, [u["unit"] for u in units if u["electrode_id"] != units[0]["electrode_id"]]].max() == 0
+    groups = dict(line.split("\t") for line in (folder / "cluster_group.tsv").read_text().split("\n")[1:] if line)
+    assert set(groups.values()) <= {"good", "mua", "noise"} and len(groups) == model.n_clusters
 
 
-def test_nwb_reads_back_and_passes_nwbinspector(sorted_small, tmp_path):
+def test_phy_gui_opens_the_export(sorted_small, tmp_path):
+    """phy's template GUI itself, offscreen: every view opens and clusters can be selected."""
+    pytest.importorskip("phy")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    qt = subprocess.run([sys.executable, "-c", "import PyQt5.QtWebEngineWidgets"], env=env, capture_output=True)
+    if qt.returncode:
+        pytest.skip(f"Qt does not start here: {qt.stderr.decode()[-200:]}")
+    result, _ = sorted_small
+    folder = export(result.out, "phy", out=tmp_path / "phy")
+    run = subprocess.run([sys.executable, str(Path(__file__).with_name("phy_gui.py")), str(folder), str(tmp_path / "gui.png")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "WaveformView" in run.stdout and "FeatureView" in run.stdout and (tmp_path / "gui.png").stat().st_size > 0
+
+
+NWB_META = {"subject_id": "M1", "species": "Macaca mulatta", "sex": "M", "age": "P7Y",
+            "experimenter": "Doe, Jane", "institution": "Example University", "lab": "Motor lab",
+            "session_description": "center-out reaching, day 3", "experiment_description": "Utah array in M1",
+            "keywords": ["Utah array", "motor cortex"]}
+
+
+def test_nwb_reads_back_and_passes_nwbinspector_for_dandi(sorted_small, tmp_path):
     pynwb = pytest.importorskip("pynwb")
     inspector = pytest.importorskip("nwbinspector")
     result, _ = sorted_small
-    path = export(result.out, "nwb", out=tmp_path / "s.nwb",
-                  subject={"subject_id": "M1", "species": "Macaca mulatta", "age": "P7Y"})
+    path = export(result.out, "nwb", out=tmp_path / "s.nwb", metadata=NWB_META)
     res = spikevae.load_result(result.out)
+    segments = res["run"]["input"]["segments"]
     with pynwb.NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
         assert len(nwb.units) == len(res["units"])
         first = res["units"][0]["unit"]
         np.testing.assert_allclose(nwb.units["spike_times"][0], res["spikes"]["time_s"][res["spikes"]["unit"] == first])
         assert nwb.units["waveform_mean"][0].shape == (48,)
+        assert list(nwb.units["quality"][:]) == [u["quality"] for u in res["units"]]
         assert len(nwb.electrodes) == 8 and nwb.electrodes["rel_x"][1] - nwb.electrodes["rel_x"][0] == 400.0
         assert nwb.devices["UtahArray"].model.manufacturer == "Blackrock Neurotech"
-    messages = list(inspector.inspect_nwbfile(nwbfile_path=str(path)))
-    assert not [m for m in messages if m.importance.name == "CRITICAL"], messages
+        assert nwb.subject.species == "Macaca mulatta" and list(nwb.keywords[:]) == NWB_META["keywords"]
+        assert nwb.experimenter == ("Doe, Jane",) and nwb.institution == "Example University"
+        pause = nwb.invalid_times.to_dataframe().iloc[0]  # the pause between the two segments
+        assert pause.start_time == pytest.approx((segments[0]["start_tick"] + segments[0]["n_samples"]) / 30000)
+        assert pause.stop_time == pytest.approx(segments[1]["start_tick"] / 30000)
+    config = inspector.load_config("dandi")
+    messages = [m for m in inspector.inspect_nwbfile(nwbfile_path=str(path), config=config)
+                if m.importance.name in ("CRITICAL", "BEST_PRACTICE_VIOLATION", "ERROR")]
+    assert not messages, messages
+
+
+def test_nwb_without_subject_warns_what_dandi_needs(sorted_small, tmp_path):
+    pytest.importorskip("pynwb")
+    result, _ = sorted_small
+    with pytest.warns(UserWarning, match="no subject_id, species, age; DANDI rejects"):
+        export(result.out, "nwb", out=tmp_path / "bare.nwb", metadata={"sex": "F"})
+    assert (tmp_path / "bare.nwb").is_file()
+    with pytest.raises(SpikevaeError, match="unknown NWB metadata specie"):
+        export(result.out, "nwb", out=tmp_path / "typo.nwb", metadata={"specie": "mouse"})
+
+
+def test_cmp_map_places_the_electrodes(sorted_small, tmp_path):
+    result, _ = sorted_small
+    cmp = tmp_path / "array.cmp"
+    rows = "".join(f"{9 - (e - 1) % 10}\t{(e - 1) // 10}\tA\t{e}\telec{e}\n" for e in range(1, 33))
+    cmp.write_text("// Cerebus mapfile\nCerebus mapfile\n// column row bank pin label\n" + rows)
+    folder = export(result.out, "phy", out=tmp_path / "phy", electrode_map=cmp)
+    np.testing.assert_array_equal(np.load(folder / "channel_positions.npy")[:2], [[3600, 0], [3200, 0]])
+    (tmp_path / "bad.cmp").write_text("not a map\n")
+    with pytest.raises(SpikevaeError, match="not a Blackrock map file"):
+        export(result.out, "phy", out=tmp_path / "phy2", electrode_map=tmp_path / "bad.cmp")
 
 
 def test_nev_reads_back_through_neo_with_units_and_times(sorted_small, tmp_path):
@@ -98,16 +175,32 @@ def test_a_nev_cut_online_is_sorted_into_the_true_units(small_recording, tmp_pat
     assert scores.well_detected >= 0.8 * len(gt.unit_electrode)
 
 
-def test_spikeinterface_sorting_and_saved_folder(sorted_small, tmp_path):
+def test_spikeinterface_sorting_pairs_with_read_blackrock_in_an_analyzer(sorted_small, small_recording, tmp_path):
     si = pytest.importorskip("spikeinterface.core")
+    se = pytest.importorskip("spikeinterface.extractors")
     result, _ = sorted_small
-    sorting = to_spikeinterface(result.out)
     res = spikevae.load_result(result.out)
-    assert sorting.get_num_units() == len(res["units"])
-    u = res["units"][0]["unit"]
-    np.testing.assert_array_equal(sorting.get_unit_spike_train(u), res["spikes"]["timestamp"][res["spikes"]["unit"] == u])
+    spikes, units = res["spikes"], res["units"]
+    sorting = to_spikeinterface(result.out)
+    recording = se.read_blackrock(str(small_recording[0]))
+    assert sorting.get_num_segments() == recording.get_num_segments() == 2
+    assert sorting.get_num_units() == len(units)
+    segments = res["run"]["input"]["segments"]
+    for u in units:
+        train = np.concatenate([sorting.get_unit_spike_train(u["unit"], segment_index=i) + s["start_tick"]
+                                for i, s in enumerate(segments)])
+        np.testing.assert_array_equal(train, spikes["timestamp"][spikes["unit"] == u["unit"]])
+    assert list(sorting.get_property("electrode_id")) == [u["electrode_id"] for u in units]
+    assert set(sorting.get_property("quality")) <= {"good", "mua"}
+    recording.set_probe(utah_probe(result.out))  # in place since SpikeInterface 0.105
+    assert recording.get_channel_locations()[1, 0] - recording.get_channel_locations()[0, 0] == 400
+    analyzer = si.create_sorting_analyzer(sorting, recording, sparse=False, format="memory")
+    analyzer.compute(["random_spikes", "templates"])
+    templates = analyzer.get_extension("templates").get_data()
+    peak = recording.get_channel_ids()[np.abs(templates).max(axis=1).argmax(axis=1)]
+    assert [int(c) for c in peak] == [u["electrode_id"] for u in units]  # each unit on its own electrode
     folder = export(result.out, "spikeinterface", out=tmp_path / "si")
-    assert si.load(folder / "sorting").get_num_units() == len(res["units"])
+    assert si.load(folder / "sorting").get_num_units() == len(units)
 
 
 def test_bad_exports_fail_in_one_line(sorted_small, tmp_path):

@@ -31,3 +31,14 @@ def test_plain_lines_off_a_terminal_and_silence_when_quiet():
     with Reporter(quiet=True, stream=quiet).bar("cluster", 4) as up:
         up(4)
     assert quiet.getvalue() == ""
+
+
+def test_periodic_lines_off_a_terminal_for_logs_of_long_steps():
+    out = io.StringIO()
+    with Reporter(stream=out, interval_s=0.0).bar("train β-VAE", 4, unit="step") as up:
+        for _ in range(4):
+            up(1, loss=12.5)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "train β-VAE ..." and "done in" in lines[-1]
+    assert lines[2].startswith("train β-VAE: 2/4 step (50%) after ") and lines[2].endswith("loss=12.5")
+    assert "s left" in lines[2]

@@ -1,0 +1,115 @@
+"""A quality label per unit (good / mua / noise) from metrics that need no ground truth.
+
+The metrics are those curation tools compute (Hill, Mehta & Kleinfeld 2011; the Allen
+Institute's ecephys pipeline), each on the unit's own electrode:
+
+- ``l_ratio``: L-ratio in the electrode's clustering space (Schmitzer-Torbert et al. 2005),
+  how many of the electrode's other spikes lie inside the unit's cluster;
+- ``presence_ratio``: share of equal bins of recorded time (pauses left out) in which it fires;
+- ``amplitude_cutoff``: share of its spikes estimated lost below the threshold, from the
+  missing lower tail of its amplitude histogram;
+- ``isi_violation_fraction``: share of its intervals under 1.5 ms.
+
+The rule: ``noise`` when the cluster is not isolated from the electrode's other spikes or
+fires in only part of the recording (the clusters that match no neuron on ground truth);
+``good`` when it passes every limit of ``QualityParams``; ``mua`` otherwise. ``sort`` leaves
+``noise`` units unsorted. Limits and their figures: benchmarks/RESULTS.md, "Quality labels".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, stats
+
+from .clustering import UNSORTED
+from .metrics import isi_violation_fraction
+from .store import groups
+
+LABELS = ("good", "mua", "noise")
+COLUMNS = ("l_ratio", "presence_ratio", "amplitude_cutoff", "quality")
+
+
+@dataclass
+class QualityParams:
+    noise_l_ratio: float = 1.0       # above: noise
+    noise_presence: float = 0.7      # below: noise
+    max_l_ratio: float = 0.1         # a good unit stays within every limit below
+    min_presence: float = 0.9
+    max_amplitude_cutoff: float = 0.2
+    max_isi_violation: float = 0.01
+    presence_bins: int = 20
+
+
+def amplitude_cutoff(amplitude: np.ndarray, n_bins: int = 100, smooth_bins: float = 3.0) -> float:
+    """Share of a unit's spikes missing below the detection threshold: its histogram's upper
+    tail, from where it falls back to its height at the lowest amplitude, mirrors the lower
+    tail that the threshold cut off (capped at 0.5)."""
+    a = np.abs(np.asarray(amplitude, np.float64))
+    if len(a) < 20:
+        return 0.5
+    counts, edges = np.histogram(a, n_bins)
+    pdf = ndimage.gaussian_filter1d(counts.astype(np.float64), smooth_bins)
+    pdf /= pdf.sum()
+    peak = int(np.argmax(pdf))
+    below = np.flatnonzero(pdf[peak:] <= pdf[0])
+    start = peak + int(below[0]) if len(below) else len(pdf)
+    return float(min(pdf[start:].sum(), 0.5))
+
+
+def presence_ratio(timestamps: np.ndarray, segments: list[tuple[int, int]], n_bins: int) -> float:
+    """Share of ``n_bins`` equal bins of recorded time holding a spike; ``segments`` are the
+    recording's (first tick, samples), so a pause is not an absence."""
+    starts = np.array([s for s, _ in segments], np.int64)
+    lengths = np.array([n for _, n in segments], np.int64)
+    offset = np.r_[0, np.cumsum(lengths)[:-1]]
+    seg = np.clip(np.searchsorted(starts, timestamps, "right") - 1, 0, len(starts) - 1)
+    recorded = timestamps - starts[seg] + offset[seg]
+    counts, _ = np.histogram(recorded, n_bins, range=(0, max(int(lengths.sum()), 1)))
+    return float((counts > 0).mean())
+
+
+def l_ratio(space: np.ndarray, inside: np.ndarray) -> float:
+    """L-ratio of the spikes ``inside`` among all rows of ``space`` (one electrode's spikes)."""
+    members, others = space[inside], space[~inside]
+    if len(members) <= space.shape[1] + 1 or len(others) == 0:
+        return 0.0
+    diff = others - members.mean(axis=0)
+    d2 = np.einsum("ij,jk,ik->i", diff, np.linalg.pinv(np.cov(members.T)), diff)
+    return float(stats.chi2.sf(d2, space.shape[1]).sum() / len(members))
+
+
+def label(m: dict, params: QualityParams) -> str:
+    """``good``, ``mua`` or ``noise`` for one unit's metrics."""
+    if m["l_ratio"] > params.noise_l_ratio or m["presence_ratio"] < params.noise_presence:
+        return "noise"
+    good = (m["l_ratio"] <= params.max_l_ratio and m["presence_ratio"] >= params.min_presence
+            and m["amplitude_cutoff"] <= params.max_amplitude_cutoff
+            and m["isi_violation_fraction"] <= params.max_isi_violation)
+    return "good" if good else "mua"
+
+
+def qualify(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, space: np.ndarray,
+            segments: list[tuple[int, int]], params: QualityParams) -> tuple[np.ndarray, list[dict]]:
+    """Unit ids with ``noise`` units left unsorted (the rest renumbered 0..k−1 in order), and
+    each kept unit's metrics and label, in the new order."""
+    unit = np.asarray(unit).copy()
+    found: dict[int, dict] = {}
+    for ch, idx in groups(electrode).items():
+        lab = unit[idx]
+        if not (lab != UNSORTED).any():
+            continue
+        ts, amp, z = np.asarray(timestamps[idx]), np.abs(np.asarray(amplitude[idx])), space[idx]
+        for u in np.unique(lab[lab != UNSORTED]):
+            inside = lab == u
+            m = {"l_ratio": l_ratio(z, inside), "presence_ratio": presence_ratio(ts[inside], segments,
+                                                                                  params.presence_bins),
+                 "amplitude_cutoff": amplitude_cutoff(amp[inside]),
+                 "isi_violation_fraction": isi_violation_fraction(ts[inside])}
+            found[int(u)] = {**m, "quality": label(m, params)}
+    noise = [u for u, m in found.items() if m["quality"] == "noise"]
+    unit[np.isin(unit, noise)] = UNSORTED
+    kept = sorted(u for u in found if u not in noise)
+    sorted_ = unit != UNSORTED
+    unit[sorted_] = np.searchsorted(kept, unit[sorted_])
+    return unit, [{k: found[u][k] for k in COLUMNS} for u in kept]
