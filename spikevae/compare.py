@@ -187,6 +187,12 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     for s in sortings:
         _quality(s, electrode, electrode_ids, cfg.seed)
     report = {"result": str(result_dir), "recording": run["input"]["name"], "spikes": int(len(timestamps)),
+              "settings": {"band_hz": list(cfg.band_hz), "threshold": cfg.detection.threshold,
+                           "polarity": cfg.detection.polarity, "electrodes": len(electrode_ids),
+                           "duration_s": run["input"]["duration_s"], "segments": len(segments),
+                           "features": main_name, "steps": cfg.vae.steps, "latent_dim": cfg.vae.latent_dim,
+                           "beta": cfg.vae.beta, "c_max": cfg.vae.c_max, "seed": cfg.seed,
+                           "spikevae": run.get("spikevae_version", "")},
               "feature_spaces": [s.name for s in sortings], "summary": {s.name: s.summary for s in sortings},
               "agreement": {s.name: agreement(sortings[0].unit, s.unit) for s in sortings[1:]},
               "electrodes": {s.name: s.electrode_metrics for s in sortings},

@@ -57,6 +57,26 @@ def test_report_files(report):
     assert {r.split(",")[0] for r in rows[1:]} == {"vae", "pca", "ae"}
     html = (out / "compare.html").read_text()
     assert all(f"src='{f}'" in html for f in ("scatter.png", "waveforms.png", "accuracy.png", "training.png"))
+    # a report, not a dump: the run's settings, links to the data, what each metric means
+    assert "band 250–750 Hz" in html and "threshold 3.25 × noise SD" in html
+    assert "href='compare.csv'" in html and "href='compare.json'" in html
+    assert "own clustering space" in html and "<th>well detected</th>" in html
+
+
+def test_colours_are_matched_across_feature_spaces():
+    from spikevae.figures import UNPAIRED, unit_colours
+
+    class Table:
+        def __init__(self, electrodes):
+            self.electrode_id = np.array(electrodes)
+
+    class S:
+        def __init__(self, name, electrodes):
+            self.name, self.table = name, Table(electrodes)
+
+    fake = {"agreement": {"pca": {"pairs": [{"unit_a": 1, "unit_b": 0}, {"unit_a": 0, "unit_b": 1}]}}}
+    colours = unit_colours(fake, [S("vae", [3, 3]), S("pca", [3, 3, 3])], None)
+    assert colours[1][0] == colours[0][1] and colours[1][1] == colours[0][0] and colours[1][2] == UNPAIRED[0]
 
 
 def test_scores_match_spikeinterface(sorted_small):
