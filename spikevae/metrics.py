@@ -53,18 +53,33 @@ def unit_table(unit: np.ndarray, electrode: np.ndarray, electrode_ids: np.ndarra
                      electrode_id=np.array([r["electrode_id"] for r in rows], np.int32))
 
 
-def isolation(space: np.ndarray, labels: np.ndarray, unit: int) -> tuple[float, float]:
-    """Isolation distance and L-ratio (Schmitzer-Torbert et al. 2005) of ``unit`` among all
-    spikes of its electrode, in the clustering space. Isolation distance is NaN when the
-    other spikes are fewer than the unit's."""
-    inside = labels == unit
+def _others_d2(space: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+    """Squared Mahalanobis distance of every spike outside the unit from the unit's spikes
+    (None when the unit is too small for a covariance or has no others around it)."""
     members, others = space[inside], space[~inside]
-    if len(members) <= space.shape[1] or len(others) == 0:
-        return float("nan"), float("nan")
+    if len(members) <= space.shape[1] + 1 or len(others) == 0:
+        return None
     diff = others - members.mean(axis=0)
-    d2 = np.einsum("ij,jk,ik->i", diff, np.linalg.pinv(np.cov(members.T)), diff)
-    iso = float(np.sort(d2)[len(members) - 1]) if len(others) >= len(members) else float("nan")
-    return iso, float(stats.chi2.sf(d2, space.shape[1]).sum() / len(members))
+    return np.einsum("ij,jk,ik->i", diff, np.linalg.pinv(np.cov(members.T)), diff)
+
+
+def l_ratio(space: np.ndarray, inside: np.ndarray) -> float:
+    """L-ratio (Schmitzer-Torbert et al. 2005) of the spikes ``inside`` among one electrode's
+    spikes in ``space``: the chi-square tail mass of the others, per member (0 when undefined)."""
+    d2 = _others_d2(space, inside)
+    return 0.0 if d2 is None else float(stats.chi2.sf(d2, space.shape[1]).sum() / inside.sum())
+
+
+def isolation(space: np.ndarray, labels: np.ndarray, unit: int) -> tuple[float, float]:
+    """Isolation distance and L-ratio of ``unit`` among all spikes of its electrode, in the
+    clustering space. Isolation distance is NaN when the other spikes are fewer than the unit's."""
+    inside = labels == unit
+    d2 = _others_d2(space, inside)
+    if d2 is None:
+        return float("nan"), float("nan")
+    n = int(inside.sum())
+    iso = float(np.sort(d2)[n - 1]) if len(d2) >= n else float("nan")
+    return iso, l_ratio(space, inside)
 
 
 def silhouette(space: np.ndarray, labels: np.ndarray, max_spikes: int = 3000, seed: int = 0) -> float:

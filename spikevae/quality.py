@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, stats
+from scipy import ndimage
 
 from .clustering import UNSORTED
-from .metrics import isi_violation_fraction
+from .metrics import isi_violation_fraction, l_ratio
 from .store import groups
 
 LABELS = ("good", "mua", "noise")
@@ -67,16 +67,6 @@ def presence_ratio(timestamps: np.ndarray, segments: list[tuple[int, int]], n_bi
     recorded = timestamps - starts[seg] + offset[seg]
     counts, _ = np.histogram(recorded, n_bins, range=(0, max(int(lengths.sum()), 1)))
     return float((counts > 0).mean())
-
-
-def l_ratio(space: np.ndarray, inside: np.ndarray) -> float:
-    """L-ratio of the spikes ``inside`` among all rows of ``space`` (one electrode's spikes)."""
-    members, others = space[inside], space[~inside]
-    if len(members) <= space.shape[1] + 1 or len(others) == 0:
-        return 0.0
-    diff = others - members.mean(axis=0)
-    d2 = np.einsum("ij,jk,ik->i", diff, np.linalg.pinv(np.cov(members.T)), diff)
-    return float(stats.chi2.sf(d2, space.shape[1]).sum() / len(members))
 
 
 def label(m: dict, params: QualityParams) -> str:

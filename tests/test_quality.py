@@ -3,7 +3,8 @@ import numpy as np
 
 import spikevae
 from spikevae.groundtruth import match_counts
-from spikevae.quality import QualityParams, amplitude_cutoff, l_ratio, label, presence_ratio, qualify
+from spikevae.metrics import l_ratio
+from spikevae.quality import QualityParams, amplitude_cutoff, label, presence_ratio, qualify
 
 
 def test_amplitude_cutoff_measures_the_share_cut_by_the_threshold():
