@@ -211,7 +211,7 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
     from .export import NWB_FIELDS, dandi_missing
     from .progress import Reporter
 
-    metadata = {k: v for k in NWB_FIELDS if (v := settings.pop(k)) not in (None, ())}
+    metadata = {k: settings.pop(k) for k in NWB_FIELDS}
     _check_extras(exports)
     if "nwb" in exports and dandi_missing(metadata):
         click.echo(f"warning: the sessions' NWB files: {dandi_missing(metadata)}", err=True)
