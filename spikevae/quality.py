@@ -10,8 +10,10 @@ Institute's ecephys pipeline), each on the unit's own electrode:
   missing lower tail of its amplitude histogram;
 - ``isi_violation_fraction``: share of its intervals under 1.5 ms.
 
-The rule: ``noise`` when the cluster is not isolated from the electrode's other spikes or
-fires in only part of the recording (the clusters that match no neuron on ground truth);
+The rule: ``noise`` when the cluster is not isolated from the electrode's other spikes, fires
+in only part of the recording, or is a fast cluster cut in half by the threshold (distant
+cells' hash: no neuron fires that fast with half its spikes below the noise floor); these are
+the clusters that match no neuron on ground truth;
 ``good`` when it passes every limit of ``QualityParams``; ``mua`` otherwise. ``sort`` leaves
 ``noise`` units unsorted. Limits and their figures: benchmarks/RESULTS.md, "Quality labels".
 """
@@ -24,6 +26,7 @@ from scipy import ndimage
 
 from .clustering import UNSORTED
 from .metrics import isi_violation_fraction, l_ratio
+from .reader import TICKS_PER_SECOND
 from .store import groups
 
 LABELS = ("good", "mua", "noise")
@@ -34,6 +37,8 @@ COLUMNS = ("l_ratio", "presence_ratio", "amplitude_cutoff", "quality")
 class QualityParams:
     noise_l_ratio: float = 1.0       # above: noise
     noise_presence: float = 0.7      # below: noise
+    noise_amplitude_cutoff: float = 0.5  # at or above, together with a rate above
+    noise_rate_hz: float = 30.0          # noise_rate_hz: noise (hash)
     max_l_ratio: float = 0.1         # a good unit stays within every limit below
     min_presence: float = 0.9
     max_amplitude_cutoff: float = 0.2
@@ -71,7 +76,9 @@ def presence_ratio(timestamps: np.ndarray, segments: list[tuple[int, int]], n_bi
 
 def label(m: dict, params: QualityParams) -> str:
     """``good``, ``mua`` or ``noise`` for one unit's metrics."""
-    if m["l_ratio"] > params.noise_l_ratio or m["presence_ratio"] < params.noise_presence:
+    hash_ = (m["amplitude_cutoff"] >= params.noise_amplitude_cutoff
+             and m["firing_rate_hz"] > params.noise_rate_hz)
+    if m["l_ratio"] > params.noise_l_ratio or m["presence_ratio"] < params.noise_presence or hash_:
         return "noise"
     good = (m["l_ratio"] <= params.max_l_ratio and m["presence_ratio"] >= params.min_presence
             and m["amplitude_cutoff"] <= params.max_amplitude_cutoff
@@ -84,6 +91,7 @@ def qualify(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, spac
     """Unit ids with ``noise`` units left unsorted (the rest renumbered 0..k−1 in order), and
     each kept unit's metrics and label, in the new order."""
     unit = np.asarray(unit).copy()
+    duration_s = max(sum(n for _, n in segments), 1) / TICKS_PER_SECOND
     found: dict[int, dict] = {}
     for ch, idx in groups(electrode).items():
         lab = unit[idx]
@@ -95,7 +103,8 @@ def qualify(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, spac
             m = {"l_ratio": l_ratio(z, inside), "presence_ratio": presence_ratio(ts[inside], segments,
                                                                                   params.presence_bins),
                  "amplitude_cutoff": amplitude_cutoff(amp[inside]),
-                 "isi_violation_fraction": isi_violation_fraction(ts[inside])}
+                 "isi_violation_fraction": isi_violation_fraction(ts[inside]),
+                 "firing_rate_hz": int(inside.sum()) / duration_s}
             found[int(u)] = {**m, "quality": label(m, params)}
     noise = [u for u, m in found.items() if m["quality"] == "noise"]
     unit[np.isin(unit, noise)] = UNSORTED

@@ -32,12 +32,16 @@ def test_l_ratio_separates_an_isolated_cluster_from_one_inside_the_other_spikes(
 
 def test_label_rule():
     p = QualityParams()
-    m = {"l_ratio": 0.01, "presence_ratio": 1.0, "amplitude_cutoff": 0.05, "isi_violation_fraction": 0.0}
+    m = {"l_ratio": 0.01, "presence_ratio": 1.0, "amplitude_cutoff": 0.05, "isi_violation_fraction": 0.0,
+         "firing_rate_hz": 12.0}
     assert label(m, p) == "good"
     assert label({**m, "amplitude_cutoff": 0.3}, p) == "mua"
     assert label({**m, "isi_violation_fraction": 0.05}, p) == "mua"
     assert label({**m, "l_ratio": 3.0}, p) == "noise"
     assert label({**m, "presence_ratio": 0.5}, p) == "noise"
+    assert label({**m, "amplitude_cutoff": 0.5}, p) == "mua"                        # a slow unit, half cut
+    assert label({**m, "amplitude_cutoff": 0.5, "firing_rate_hz": 60.0}, p) == "noise"  # hash
+    assert label({**m, "amplitude_cutoff": 0.3, "firing_rate_hz": 60.0}, p) == "mua"
 
 
 def test_qualify_leaves_noise_unsorted_and_renumbers():
