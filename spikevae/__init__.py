@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 _API = {"SortConfig": "config", "SortResult": "pipeline", "SpikevaeError": "errors",
         "SimulationConfig": "simulate", "batch": "batch", "compare": "compare", "export": "export",
         "load_result": "output", "simulate": "simulate", "sort": "pipeline",
-        "to_spikeinterface": "export", "utah_probe": "export", "train_shared": "batch"}
+        "to_spikeinterface": "export", "utah_probe": "export", "train_shared": "batch",
+        "register_sorter": "si_sorter"}
 __all__ = [*_API, "__version__"]
 
 

@@ -29,6 +29,7 @@ from .parallel import pool_size
 from .progress import Reporter
 from .quality import qualify
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
+from .si_recording import describe_input, is_si_recording, open_si_recording
 from .splitting import split_units
 from .train import TrainedModel, pick_device
 
@@ -37,7 +38,7 @@ from .train import TrainedModel, pick_device
 class Source:
     """What ``sort`` reads, described before any work, and how to get its spikes."""
 
-    path: Path
+    path: Path | None             # None: a recording object with no file SpikeInterface knows
     electrode_ids: np.ndarray
     duration_s: float
     info: dict                    # the "input" section of run.json
@@ -106,19 +107,23 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
          reporter: Reporter | None = None) -> SortResult:
     """Sort one recording; returns where the result went and what it holds.
 
-    ``model`` is a saved ``model.pt`` to embed with instead of training a new one.
+    ``path`` is a .nsX or .nev file, or a SpikeInterface ``BaseRecording`` (any format
+    SpikeInterface reads, 30 kHz, each channel sorted on its own; ``out`` is then needed
+    unless SpikeInterface knows the recording's file). ``model`` is a saved ``model.pt`` to embed with instead of training a new one.
     """
     cfg = config or SortConfig()
     rep = reporter or Reporter(quiet=True)
     det = cfg.detection
     device = pick_device(cfg.device)
-    source = open_source(Path(path), cfg)
+    source = open_source(path, cfg)
+    if out is None and source.path is None:
+        raise SpikevaeError("sorting a recording object needs out=, the result folder")
     out = Path(out) if out is not None else default_out(source.path)
     pretrained = TrainedModel.load(model, device) if model is not None else None
     if pretrained is not None:
         pretrained.check_compatible(cfg.waveform_settings(), f"--model {model}")
     extractor = make_features(cfg.features, cfg.vae, device, cfg.seed, cfg.pca_components, pretrained)
-    electrode_ids, duration_s = source.electrode_ids, source.duration_s
+    electrode_ids = source.electrode_ids
     seconds: dict[str, float] = {}
     with staged_folder(out, overwrite) as tmp:
         rep.info(source.describe)
@@ -132,7 +137,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         if n == 0:
             rep.warn("no spikes were detected; the result is empty")
         elif not extractor.trained and cfg.features != "pca" and n < MIN_TRAIN_SPIKES:
-            raise SpikevaeError(f"{source.path}: only {n} spikes detected, too few to train the β-VAE "
+            raise SpikevaeError(f"{source.info['name']}: only {n} spikes detected, too few to train the β-VAE "
                                 f"(need {MIN_TRAIN_SPIKES}); record longer or pass --model")
         waveforms, electrode = store.column("waveform"), store.column("electrode")
         timestamps, amplitude = store.column("timestamp"), store.column("amplitude")
@@ -186,10 +191,18 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     return SortResult(out=out, n_units=len(table.rows), counts=counts, seconds=seconds)
 
 
-def open_source(path: Path, cfg: SortConfig) -> Source:
-    """What ``sort`` reads: a continuous .nsX (filtered and detected here) or a .nev whose
-    waveforms the recording system already cut (sorted as they are, no filtering)."""
+def open_source(path, cfg: SortConfig) -> Source:
+    """What ``sort`` reads: a continuous .nsX or a SpikeInterface ``BaseRecording`` (filtered
+    and detected here), or a .nev whose waveforms the recording system already cut (sorted as
+    they are, no filtering)."""
     det = cfg.detection
+    if is_si_recording(path):
+        rec = open_si_recording(path, cfg.channels)
+        info = describe_input(rec)
+        return _continuous_source(rec, Path(info["path"]) if info["path"] else None, info, cfg,
+                                  f"{info['name']}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
+                                  f"{len(rec.segments)} segment(s), {info['file_spec']}")
+    path = Path(path)
     if path.suffix.lower() == ".nev":
         spikes = read_nev_spikes(path, cfg.channels)
         ids = np.unique(spikes["electrode_id"])
@@ -203,19 +216,23 @@ def open_source(path: Path, cfg: SortConfig) -> Source:
                       lambda folder, rep: from_waveforms(spikes, ids, det, folder))
 
     rec = open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
-    filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
-
-    def acquire(folder, rep):
-        with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
-            return detect(filt, det, folder, progress=up)
-
     info = {"path": str(rec.path.resolve()), "name": rec.path.name, "bytes": rec.path.stat().st_size,
             "checksum": file_checksum(rec.path), "file_spec": rec.file_spec, "electrodes": rec.electrode_ids,
             "segments": [{"start_tick": s.start_tick, "n_samples": s.n_samples} for s in rec.segments],
             "duration_s": rec.duration_s, "start_time": rec.start_time}
-    return Source(rec.path, rec.electrode_ids, rec.duration_s, info,
-                  f"{rec.path.name}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
-                  f"{len(rec.segments)} segment(s), NSx {rec.file_spec}", acquire)
+    return _continuous_source(rec, rec.path, info, cfg,
+                              f"{rec.path.name}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
+                              f"{len(rec.segments)} segment(s), NSx {rec.file_spec}")
+
+
+def _continuous_source(rec, path: Path | None, info: dict, cfg: SortConfig, describe: str) -> Source:
+    filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
+
+    def acquire(folder, rep):
+        with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
+            return detect(filt, cfg.detection, folder, progress=up)
+
+    return Source(path, rec.electrode_ids, rec.duration_s, info, describe, acquire)
 
 
 def _versions() -> dict:

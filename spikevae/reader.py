@@ -35,22 +35,11 @@ class Segment:
         return self.n_samples / TICKS_PER_SECOND
 
 
-@dataclass
-class Recording:
-    """A Blackrock continuous file opened for reading; channels are the selected electrodes."""
+class Continuous:
+    """What ``BandpassFilter`` and ``detect`` read: electrodes, segments and ``read``/``read_raw``."""
 
-    path: Path
-    file_spec: str
-    sampling_rate: float
-    electrode_ids: np.ndarray    # selected electrodes, in file order
-    labels: list[str]
+    electrode_ids: np.ndarray
     segments: list[Segment]
-    start_time: str | None              # ISO time origin from the file header, if valid
-    _reader: object = field(repr=False)
-    _stream: int = field(repr=False)
-    _channel_indexes: np.ndarray | None = field(repr=False)  # None: every channel, read as neo's view of the file
-    _gain: np.ndarray = field(repr=False)
-    _offset: np.ndarray = field(repr=False)
 
     @property
     def n_channels(self) -> int:
@@ -59,6 +48,23 @@ class Recording:
     @property
     def duration_s(self) -> float:
         return sum(s.duration_s for s in self.segments)
+
+
+@dataclass
+class Recording(Continuous):
+    """A Blackrock continuous file opened for reading; channels are the selected electrodes."""
+
+    path: Path
+    file_spec: str
+    sampling_rate: float
+    electrode_ids: np.ndarray    # selected electrodes, in file order
+    segments: list[Segment]
+    start_time: str | None              # ISO time origin from the file header, if valid
+    _reader: object = field(repr=False)
+    _stream: int = field(repr=False)
+    _channel_indexes: np.ndarray | None = field(repr=False)  # None: every channel, read as neo's view of the file
+    _gain: np.ndarray = field(repr=False)
+    _offset: np.ndarray = field(repr=False)
 
     def _chunk(self, segment: int, start: int, stop: int) -> np.ndarray:
         """int16 (stop - start, channels) as neo maps it: a view of the file when every channel
@@ -164,7 +170,7 @@ def open_recording(path, channels: str | None = None, gap_tolerance_ms: float = 
         spec += "-ptp"
     return Recording(
         path=path, file_spec=spec, sampling_rate=fs, electrode_ids=ids[index],
-        labels=[str(x) for x in chans["name"][index]], segments=segments, start_time=_time_origin(header),
+        segments=segments, start_time=_time_origin(header),
         _reader=reader, _stream=stream, _channel_indexes=None if len(index) == len(ids) else index,
         _gain=chans["gain"][index].astype(np.float64), _offset=chans["offset"][index].astype(np.float64),
     )
