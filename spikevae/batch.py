@@ -29,7 +29,7 @@ import numpy as np
 from .config import SortConfig
 from .errors import SpikevaeError
 from .features import network_config
-from .output import load_result
+from .output import load_result, staged_file
 from .pipeline import open_source, sort
 from .progress import Reporter
 from .reader import file_checksum
@@ -121,9 +121,8 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
         model = fit_normalised(x, net, device, cfg.seed, progress=up)
     model.trained_on = cfg.waveform_settings()
     if out is not None:
-        tmp = Path(out).with_name(Path(out).name + ".partial")
-        model.save(tmp)
-        tmp.replace(out)
+        with staged_file(out) as tmp:
+            model.save(tmp)
     return model
 
 

@@ -247,7 +247,7 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
 def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_timing, nev, quiet):
     """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz."""
     from .progress import Reporter
-    from .simulate import HARD, SimulationConfig
+    from .simulate import FS, HARD, SimulationConfig
     from .simulate import simulate as run_simulation
 
     if not out.endswith(".ns6"):
@@ -256,7 +256,7 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_ti
     cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed,
                            subsample_timing=subsample_timing, **(HARD if hard else {}))
     rep = Reporter(quiet=quiet)
-    with rep.bar("simulate", duration, unit="s", scale=1 / 30_000) as up:
+    with rep.bar("simulate", duration, unit="s", scale=1 / FS) as up:
         gt = run_simulation(out, cfg, progress=up)
     rep.info(f"{len(gt.unit_electrode)} units, {len(gt.timestamp)} spikes → {out}")
     if nev:

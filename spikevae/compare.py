@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .config import SortConfig
 from .detection import NoiseEstimate
 from .errors import SpikevaeError
 from .features import FEATURES, make_features
-from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, score
+from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, pair_units, score
 from .metrics import UnitTable, isolation, silhouette
 from .output import check_out, default_out, load_result, staged_folder, write_json
 from .pipeline import embed, label_units, sort
@@ -112,12 +111,8 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict:
     np.add.at(m, (np.searchsorted(ids_a, a[both]), np.searchsorted(ids_b, b[both])), 1)
     size_a = np.bincount(np.searchsorted(ids_a, a[a >= 0]), minlength=len(ids_a))
     size_b = np.bincount(np.searchsorted(ids_b, b[b >= 0]), minlength=len(ids_b))
-    score_ab = m / np.maximum(size_a[:, None] + size_b[None, :] - m, 1)
-    pairs = []
-    if m.size:
-        for i, j in zip(*linear_sum_assignment(-score_ab)):
-            if score_ab[i, j] >= 0.5:
-                pairs.append((int(ids_a[i]), int(ids_b[j]), float(score_ab[i, j]), int(m[i, j])))
+    score_ab, paired = pair_units(m, size_a, size_b)
+    pairs = [(int(ids_a[i]), int(ids_b[j]), float(score_ab[i, j]), int(m[i, j])) for i, j in paired]
     agreed = sum(p[3] for p in pairs) + int(((a < 0) & (b < 0)).sum())
     return {"matched_units": len(pairs), "units_a": len(ids_a), "units_b": len(ids_b),
             "spike_agreement": agreed / len(a) if len(a) else 1.0,

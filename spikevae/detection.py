@@ -23,6 +23,7 @@ from .filtering import BandpassFilter, Chunk
 from .reader import TICKS_PER_SECOND
 from .store import SpikeStore, groups
 
+MAD_TO_SD = 0.6745  # median |x| / SD of a Gaussian
 RAIL = 32000  # |raw int16| at or above this is treated as saturated
 INTERP_HALF = 8  # half-width in samples of the Lanczos kernel that resamples waveforms
 
@@ -104,7 +105,7 @@ def estimate_noise(filt: BandpassFilter, n_windows: int = 12, window_s: float = 
         a = int(g - (edges[seg] - sizes[seg]))
         b = min(a + win, int(sizes[seg]))
         y = filt.filter_range(seg, a, b)
-        mads.append(np.median(np.abs(y), axis=1) / 0.6745)
+        mads.append(np.median(np.abs(y), axis=1) / MAD_TO_SD)
         p, c = noise_autocorr(y, mads[-1], lags)
         products, counts = products + p, counts + c
         raw = rec.read_raw(seg, a, b)
@@ -284,7 +285,7 @@ def from_waveforms(spikes: dict, electrode_ids: np.ndarray, params: DetectionPar
     pre = max(2, params.align_sample - 5)
     noise, threshold = np.zeros(len(electrode_ids)), np.zeros(len(electrode_ids))
     for c, idx in groups(channel).items():
-        noise[c] = np.median(np.abs(raw[idx, :pre])) / 0.6745
+        noise[c] = np.median(np.abs(raw[idx, :pre])) / MAD_TO_SD
         threshold[c] = np.abs(wf[idx, params.align_sample]).min()
     skipped = {c: "flat (no signal)" for c in range(len(electrode_ids)) if not noise[c] > 0.1}
     keep = ~np.isin(channel, list(skipped))

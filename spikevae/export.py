@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 from . import __version__
 from .errors import SpikevaeError
 from .nev import write_nev
-from .output import check_out, load_result, staged_folder
+from .output import check_out, load_result, staged_file, staged_folder
 from .reader import TICKS_PER_SECOND
 from .utah import grid_positions, read_cmp
 
@@ -94,13 +93,8 @@ def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict |
             writer(result, res, tmp)
         return out
     check_out(out, overwrite)
-    # the partial file keeps its suffix: pynwb warns about an HDF5 file not named .nwb
-    tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
-    try:
+    with staged_file(out) as tmp:
         writer(result, res, tmp)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -23,7 +23,6 @@ from .store import groups
 from .train import TrainedModel, encode, fit
 
 FEATURES = ("vae", "pca", "ae", "vae-plain")
-NETWORK_FEATURES = ("vae", "ae", "vae-plain")
 
 
 def network_config(name: str, cfg: VAEConfig) -> VAEConfig:

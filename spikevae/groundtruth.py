@@ -103,6 +103,16 @@ def match_counts(true_ts, true_unit, n_true, sorted_ts, sorted_unit, sorted_ids,
     return np.minimum(counts, other)
 
 
+def pair_units(matched: np.ndarray, size_a: np.ndarray, size_b: np.ndarray) -> tuple[np.ndarray, list]:
+    """Agreement |A∩B| / |A∪B| of every unit pair from their ``matched`` spike counts and
+    sizes, and the (row, column) pairs the Hungarian method makes at ≥ ``MATCH_SCORE``."""
+    agreement = matched / np.maximum(size_a[:, None] + size_b[None, :] - matched, 1)
+    if not matched.size:
+        return agreement, []
+    return agreement, [(int(r), int(c)) for r, c in zip(*linear_sum_assignment(-agreement))
+                       if agreement[r, c] >= MATCH_SCORE]
+
+
 def score(gt: GroundTruth, sorted_ts: np.ndarray, sorted_unit: np.ndarray, delta=MATCH_TICKS) -> Scores:
     """Score a sorting (spike ticks and unit ids; −1 = unsorted, ignored) against ground truth."""
     keep = np.asarray(sorted_unit) >= 0
@@ -111,19 +121,16 @@ def score(gt: GroundTruth, sorted_ts: np.ndarray, sorted_unit: np.ndarray, delta
     n_true_units = len(gt.unit_electrode)
     n_true = np.bincount(gt.unit, minlength=n_true_units)
     m = match_counts(gt.timestamp, gt.unit, n_true_units, sorted_ts, sorted_unit, ids, delta)
-    agreement = m / np.maximum(n_true[:, None] + n_sorted[None, :] - m, 1)
+    agreement, pairs = pair_units(m, n_true, n_sorted)
     acc, prec, rec = (np.zeros(n_true_units) for _ in range(3))
     matched = np.full(n_true_units, -1, np.int64)
     paired = np.zeros(len(ids), bool)
-    if m.size:
-        rows, cols = linear_sum_assignment(-agreement)
-        for r, c in zip(rows, cols):
-            if agreement[r, c] >= MATCH_SCORE:
-                acc[r] = agreement[r, c]
-                prec[r] = m[r, c] / n_sorted[c]
-                rec[r] = m[r, c] / n_true[r]
-                matched[r] = ids[c]
-                paired[c] = True
+    for r, c in pairs:
+        acc[r] = agreement[r, c]
+        prec[r] = m[r, c] / n_sorted[c]
+        rec[r] = m[r, c] / n_true[r]
+        matched[r] = ids[c]
+        paired[c] = True
     best = agreement.max(axis=0) if m.size and n_true_units else np.zeros(len(ids))
     return Scores(accuracy=acc, precision=prec, recall=rec, matched_unit=matched,
                   n_sorted_units=len(ids),

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .reader import TICKS_PER_SECOND
+
 SPECS = ("2.2", "2.3", "3.0", "3.0-ptp")
-TICKS_PER_SECOND = 30_000
 _BASIC_HEADER = struct.Struct("<8s2BI16s256sII8HI")  # 314 bytes
 _CHANNEL_HEADER = struct.Struct("<2sH16s2B4h16sIIHIIH")  # 66 bytes
 assert _BASIC_HEADER.size == 314 and _CHANNEL_HEADER.size == 66

@@ -127,6 +127,19 @@ def staged_folder(out: Path, overwrite: bool):
         Path(lock.lock_file).unlink(missing_ok=True)
 
 
+@contextmanager
+def staged_file(out: Path):
+    """Yield a temporary path beside ``out`` (same suffix, which pynwb wants for .nwb); on
+    success it replaces ``out`` in one rename, on failure it is removed."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+    try:
+        yield tmp
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_units_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=UNIT_COLUMNS)

@@ -10,11 +10,11 @@ memory needed does not depend on the duration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, signal
 
+from .detection import MAD_TO_SD
 from .groundtruth import GroundTruth, ground_truth_path
 from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
 
@@ -214,7 +214,7 @@ def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
                     _add_events(background[e], c0, rng.integers(c0, c1, k), np.exp(rng.uniform(lo, hi, k)),
                                 hash_bank[rng.integers(0, len(hash_bank), k)])
                 if c0 == seg_start == 0:
-                    noise_sd = np.median(np.abs(signal.sosfiltfilt(sos, background, axis=1)), axis=1) / 0.6745
+                    noise_sd = np.median(np.abs(signal.sosfiltfilt(sos, background, axis=1)), axis=1) / MAD_TO_SD
                 data = background
                 for u in range(n_units):
                     sel = slice(*np.searchsorted(trains[u], (c0 - TEMPLATE_SAMPLES, c1 + TEMPLATE_SAMPLES)))
@@ -268,7 +268,7 @@ def cut_online(recording, out, band_hz=(250.0, 5000.0), threshold: float = 4.5, 
     rec = open_recording(recording)
     sos = signal.butter(4, band_hz, btype="bandpass", fs=FS, output="sos")
     first = rec.read(0, 0, min(rec.segments[0].n_samples, 10 * FS), np.float32)
-    level = -threshold * np.median(np.abs(signal.sosfilt(sos, first, axis=1)), axis=1) / 0.6745
+    level = -threshold * np.median(np.abs(signal.sosfilt(sos, first, axis=1)), axis=1) / MAD_TO_SD
     post, chunk = n_samples - pre, int(chunk_s * FS)
     ticks, electrode, waveforms = [], [], []
     for seg in rec.segments:

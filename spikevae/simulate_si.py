@@ -18,11 +18,11 @@ Needs ``pip install "spikevae[spikeinterface]"``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
+from .detection import MAD_TO_SD
 from .groundtruth import GroundTruth, ground_truth_path
 from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
 from .simulate import TEMPLATE_SAMPLES, TEMPLATE_TROUGH
@@ -214,7 +214,7 @@ def simulate_si(path, config: SIUtahConfig | None = None, chunk_s: float = 1.0, 
                     i0, i1 = max(a - c0, 0), min(a - c0 + len(art_shape), c1 - c0)
                     data[:, i0:i1] += cfg.artifact_uv * art_gain[:, None] * art_shape[i0 - (a - c0): i1 - (a - c0)]
                 if band_sd is None:
-                    band_sd = np.median(np.abs(signal.sosfiltfilt(sos, background + hashed, axis=1)), axis=1) / 0.6745
+                    band_sd = np.median(np.abs(signal.sosfiltfilt(sos, background + hashed, axis=1)), axis=1) / MAD_TO_SD
                 data += hashed + drift
                 writer.write(np.clip(np.round(data.T / 0.25), -32767, 32767).astype(np.int16))
                 if progress is not None:
