@@ -30,6 +30,12 @@ class UnitTable:
     sd: np.ndarray
     electrode_id: np.ndarray      # (units,)
 
+    def subset(self, kept: list[int]) -> "UnitTable":
+        """The rows of units ``kept`` (old ids, ascending), renumbered 0..k−1."""
+        rows = [{**self.rows[u], "unit": i} for i, u in enumerate(kept)]
+        return UnitTable(rows=rows, mean=self.mean[kept].reshape(-1, self.mean.shape[1]),
+                         sd=self.sd[kept].reshape(-1, self.sd.shape[1]), electrode_id=self.electrode_id[kept])
+
 
 def unit_table(unit: np.ndarray, electrode: np.ndarray, electrode_ids: np.ndarray, waveforms: np.ndarray,
                timestamps: np.ndarray, amplitude: np.ndarray, noise_uv: np.ndarray, duration_s: float,

@@ -95,9 +95,11 @@ def label_units(features, electrode, electrode_ids, waveforms, timestamps, ampli
                                progress=up, workers=workers)
     duration_s = sum(n for _, n in segments) / TICKS_PER_SECOND
     unit = curate(unit, electrode, timestamps, amplitude, waveforms, threshold_uv, duration_s, cfg.curation)
-    unit, quality = qualify(unit, electrode, timestamps, amplitude, space, segments, cfg.quality)
     table = unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
                        duration_s, cfg.detection.align_sample)
+    unit, kept, quality = qualify(unit, electrode, timestamps, amplitude, space, segments, table.rows,
+                                  cfg.quality)
+    table = table.subset(kept)
     for row, q in zip(table.rows, quality):
         row.update(q)
     return unit, table

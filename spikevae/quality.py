@@ -11,9 +11,9 @@ Institute's ecephys pipeline), each on the unit's own electrode:
 - ``isi_violation_fraction``: share of its intervals under 1.5 ms.
 
 The rule: ``noise`` when the cluster is not isolated from the electrode's other spikes, fires
-in only part of the recording, or is a fast cluster cut in half by the threshold (distant
-cells' hash: no neuron fires that fast with half its spikes below the noise floor); these are
-the clusters that match no neuron on ground truth;
+in only part of the recording, is a fast cluster cut in half by the threshold (distant cells'
+hash: no neuron fires that fast with half its spikes below the noise floor), or is both weak
+and poorly isolated; these are the clusters that match no neuron on ground truth;
 ``good`` when it passes every limit of ``QualityParams``; ``mua`` otherwise. ``sort`` leaves
 ``noise`` units unsorted. Limits and their figures: benchmarks/RESULTS.md, "Quality labels".
 """
@@ -25,8 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from .clustering import UNSORTED
-from .metrics import isi_violation_fraction, l_ratio
-from .reader import TICKS_PER_SECOND
+from .metrics import l_ratio
 from .store import groups
 
 LABELS = ("good", "mua", "noise")
@@ -39,6 +38,8 @@ class QualityParams:
     noise_presence: float = 0.7      # below: noise
     noise_amplitude_cutoff: float = 0.5  # at or above, together with a rate above
     noise_rate_hz: float = 30.0          # noise_rate_hz: noise (hash)
+    noise_weak_snr: float = 5.0          # below, together with an L-ratio above
+    noise_weak_l_ratio: float = 0.2      # noise_weak_l_ratio: noise (weak and not isolated)
     max_l_ratio: float = 0.1         # a good unit stays within every limit below
     min_presence: float = 0.9
     max_amplitude_cutoff: float = 0.2
@@ -78,7 +79,8 @@ def label(m: dict, params: QualityParams) -> str:
     """``good``, ``mua`` or ``noise`` for one unit's metrics."""
     hash_ = (m["amplitude_cutoff"] >= params.noise_amplitude_cutoff
              and m["firing_rate_hz"] > params.noise_rate_hz)
-    if m["l_ratio"] > params.noise_l_ratio or m["presence_ratio"] < params.noise_presence or hash_:
+    weak = m["snr"] < params.noise_weak_snr and m["l_ratio"] > params.noise_weak_l_ratio
+    if m["l_ratio"] > params.noise_l_ratio or m["presence_ratio"] < params.noise_presence or hash_ or weak:
         return "noise"
     good = (m["l_ratio"] <= params.max_l_ratio and m["presence_ratio"] >= params.min_presence
             and m["amplitude_cutoff"] <= params.max_amplitude_cutoff
@@ -87,11 +89,12 @@ def label(m: dict, params: QualityParams) -> str:
 
 
 def qualify(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, space: np.ndarray,
-            segments: list[tuple[int, int]], params: QualityParams) -> tuple[np.ndarray, list[dict]]:
-    """Unit ids with ``noise`` units left unsorted (the rest renumbered 0..k−1 in order), and
-    each kept unit's metrics and label, in the new order."""
+            segments: list[tuple[int, int]], described: list[dict], params: QualityParams
+            ) -> tuple[np.ndarray, list[int], list[dict]]:
+    """Unit ids with ``noise`` units left unsorted (the rest renumbered 0..k−1 in order), the
+    old ids of the kept units, and each kept unit's metrics and label, in the new order.
+    ``described`` are the units' rows of ``metrics.unit_table`` (SNR, rate, ISI violations)."""
     unit = np.asarray(unit).copy()
-    duration_s = max(sum(n for _, n in segments), 1) / TICKS_PER_SECOND
     found: dict[int, dict] = {}
     for ch, idx in groups(electrode).items():
         lab = unit[idx]
@@ -100,15 +103,13 @@ def qualify(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, spac
         ts, amp, z = np.asarray(timestamps[idx]), np.abs(np.asarray(amplitude[idx])), space[idx]
         for u in np.unique(lab[lab != UNSORTED]):
             inside = lab == u
-            m = {"l_ratio": l_ratio(z, inside), "presence_ratio": presence_ratio(ts[inside], segments,
-                                                                                  params.presence_bins),
-                 "amplitude_cutoff": amplitude_cutoff(amp[inside]),
-                 "isi_violation_fraction": isi_violation_fraction(ts[inside]),
-                 "firing_rate_hz": int(inside.sum()) / duration_s}
+            m = {**described[int(u)], "l_ratio": l_ratio(z, inside),
+                 "presence_ratio": presence_ratio(ts[inside], segments, params.presence_bins),
+                 "amplitude_cutoff": amplitude_cutoff(amp[inside])}
             found[int(u)] = {**m, "quality": label(m, params)}
     noise = [u for u, m in found.items() if m["quality"] == "noise"]
     unit[np.isin(unit, noise)] = UNSORTED
     kept = sorted(u for u in found if u not in noise)
     sorted_ = unit != UNSORTED
     unit[sorted_] = np.searchsorted(kept, unit[sorted_])
-    return unit, [{k: found[u][k] for k in COLUMNS} for u in kept]
+    return unit, kept, [{k: found[u][k] for k in COLUMNS} for u in kept]

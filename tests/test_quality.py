@@ -33,7 +33,7 @@ def test_l_ratio_separates_an_isolated_cluster_from_one_inside_the_other_spikes(
 def test_label_rule():
     p = QualityParams()
     m = {"l_ratio": 0.01, "presence_ratio": 1.0, "amplitude_cutoff": 0.05, "isi_violation_fraction": 0.0,
-         "firing_rate_hz": 12.0}
+         "firing_rate_hz": 12.0, "snr": 8.0}
     assert label(m, p) == "good"
     assert label({**m, "amplitude_cutoff": 0.3}, p) == "mua"
     assert label({**m, "isi_violation_fraction": 0.05}, p) == "mua"
@@ -42,6 +42,9 @@ def test_label_rule():
     assert label({**m, "amplitude_cutoff": 0.5}, p) == "mua"                        # a slow unit, half cut
     assert label({**m, "amplitude_cutoff": 0.5, "firing_rate_hz": 60.0}, p) == "noise"  # hash
     assert label({**m, "amplitude_cutoff": 0.3, "firing_rate_hz": 60.0}, p) == "mua"
+    assert label({**m, "snr": 4.0, "l_ratio": 0.5}, p) == "noise"                  # weak and not isolated
+    assert label({**m, "snr": 4.0}, p) == "good"                                   # weak but isolated
+    assert label({**m, "l_ratio": 0.5}, p) == "mua"
 
 
 def test_qualify_leaves_noise_unsorted_and_renumbers():
@@ -53,8 +56,9 @@ def test_qualify_leaves_noise_unsorted_and_renumbers():
     unit[n:n + n // 4] = 2                     # electrode 1: a cluster amid 3× as many unsorted alike spikes
     ts = rng.permutation(np.arange(0, 600_000, 750))  # 25 ms apart: no refractory violations
     amp = rng.normal(100, 10, 2 * n)
-    new, rows = qualify(unit, electrode, ts, amp, space, [(0, 600_000)], QualityParams())
-    assert [r["quality"] for r in rows] == ["good", "good"]    # the cluster amid the others is noise
+    described = [{"snr": 10.0, "firing_rate_hz": 5.0, "isi_violation_fraction": 0.0}] * 3
+    new, kept, rows = qualify(unit, electrode, ts, amp, space, [(0, 600_000)], described, QualityParams())
+    assert kept == [0, 1] and [r["quality"] for r in rows] == ["good", "good"]  # the cluster amid the others: noise
     assert set(new[:n]) == {0, 1} and set(new[n:]) == {-1}
 
 

@@ -1,0 +1,88 @@
+"""Candidate noise rules of the quality label, scored on the tuning seed: each recording is
+sorted once with every noise limit off, each unit is scored against ground truth, and each
+rule is applied to the units' metrics (units.csv), so that rules are compared on the same
+units. Prints false-positive units / kept units and well-detected units per rule.
+
+    python benchmarks/quality_rules.py --families spikeinterface spikevae --seeds 101
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import spikevae
+from spikevae.config import SortConfig
+from spikevae.groundtruth import (CHANCE_SCORE, WELL_DETECTED, GroundTruth, ground_truth_path, match_counts,
+                                  pair_units)
+from spikevae.quality import QualityParams
+
+from heldout import FAMILIES, recording
+
+OFF = QualityParams(noise_l_ratio=np.inf, noise_presence=0.0, noise_rate_hz=np.inf, noise_weak_snr=0.0)
+BASE = "l_ratio > 1 or presence < 0.7 or (cutoff >= 0.5 and rate > 30)"
+RULES = {  # each on top of BASE
+    "base": lambda u: False,
+    "snr < 5 and l_ratio > 0.2 (default)": lambda u: u["snr"] < 5 and u["l_ratio"] > 0.2,
+    "snr < 5 and l_ratio > 0.3": lambda u: u["snr"] < 5 and u["l_ratio"] > 0.3,
+    "snr < 6 and l_ratio > 0.1": lambda u: u["snr"] < 6 and u["l_ratio"] > 0.1,
+    "snr < 5.5": lambda u: u["snr"] < 5.5,
+    "l_ratio > 0.3": lambda u: u["l_ratio"] > 0.3,
+}
+
+
+def base_noise(u: dict) -> bool:
+    return (u["l_ratio"] > 1 or u["presence_ratio"] < 0.7
+            or (u["amplitude_cutoff"] >= 0.5 and u["firing_rate_hz"] > 30))
+
+
+def scored_units(path: Path, band: tuple[float, float], work: Path) -> list[dict]:
+    """units.csv rows of a sort with no noise limit, each with its best agreement with any
+    true unit and its accuracy in the Hungarian pairing."""
+    out = work / f"{path.stem}-{band[1]:g}"
+    spikevae.sort(path, SortConfig(band_hz=band, quality=OFF), out=out, overwrite=True)
+    res = spikevae.load_result(out)
+    gt = GroundTruth.load(ground_truth_path(path))
+    sp = res["spikes"]
+    keep = sp["unit"] >= 0
+    ids, n_sorted = np.unique(sp["unit"][keep], return_counts=True)
+    n_true = np.bincount(gt.unit, minlength=len(gt.unit_electrode))
+    m = match_counts(gt.timestamp, gt.unit, len(n_true), sp["timestamp"][keep], sp["unit"][keep], ids)
+    agreement, pairs = pair_units(m, n_true, n_sorted)
+    partner = {c: r for r, c in pairs}
+    rows = []
+    for u in res["units"]:
+        c = int(np.searchsorted(ids, u["unit"]))
+        rows.append({**u, "best": float(agreement[:, c].max(initial=0.0)),
+                     "accuracy": float(agreement[partner[c], c]) if c in partner else 0.0})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[101])
+    ap.add_argument("--electrodes", type=int, default=96)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--cache", type=Path, default=Path(__file__).parent / "out" / "recordings")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for family in args.families:
+            for band in ((250.0, 750.0), (250.0, 7500.0)):
+                units = [u for setting in ("standard", "hard") for seed in args.seeds
+                         for u in scored_units(recording(family, setting, seed, args.electrodes, args.duration,
+                                                         args.cache), band, Path(tmp))]
+                kept0 = [u for u in units if not base_noise(u)]
+                print(f"{family} {band[0]:g}-{band[1]:g} Hz, seeds {args.seeds}, base rule: {BASE}")
+                for name, rule in RULES.items():
+                    kept = [u for u in kept0 if not rule(u)]
+                    fp = sum(u["best"] < CHANCE_SCORE for u in kept)
+                    well = sum(u["accuracy"] >= WELL_DETECTED for u in kept)
+                    print(f"  {name:40s} false-positive {fp:3d} of {len(kept):4d} "
+                          f"({100 * fp / max(len(kept), 1):4.1f} %), well detected {well}")
+
+
+if __name__ == "__main__":
+    main()
