@@ -19,7 +19,7 @@ from pathlib import Path
 
 import spikevae
 from spikevae.groundtruth import score
-from spikevae.simulate import cut_online
+from spikevae.simulation import cut_online
 
 from recordings import add_recording_options, recordings  # beside this script
 

@@ -28,7 +28,7 @@ import numpy as np
 
 import spikevae
 from spikevae.groundtruth import GroundTruth, score
-from spikevae.simulate import SimulationConfig, simulate
+from spikevae.simulation import SimulationConfig, simulate
 
 
 def main():

@@ -27,7 +27,7 @@ from scipy import signal
 from spikevae.filtering import BandpassFilter
 from spikevae.nsx_writer import write_nsx
 from spikevae.reader import TICKS_PER_SECOND, open_recording
-from spikevae.simulate import SimulationConfig, simulate
+from spikevae.simulation import SimulationConfig, simulate
 
 
 def main():

@@ -1,5 +1,5 @@
 """The β-VAE against PCA on two independent ground-truth families: the package's simulator
-(``spikevae.simulate``) and one built from SpikeInterface's generators (``spikevae.simulate_si``).
+(``spikevae.simulation``) and one built from SpikeInterface's generators (``spikevae.simulate_si``).
 
 Defaults are tuned on one family and seeds and reported on the other family and fresh seeds;
 this script scores both, so a gain that holds on one family alone shows. Both draw each spike
@@ -44,7 +44,7 @@ def recording(family: str, setting: str, seed: int, electrodes: int, duration: f
         return path
     cache.mkdir(parents=True, exist_ok=True)
     if family == "spikevae":
-        from spikevae.simulate import SETTINGS, SimulationConfig, simulate
+        from spikevae.simulation import SETTINGS, SimulationConfig, simulate
 
         simulate(path, SimulationConfig(n_electrodes=electrodes, duration_s=duration, seed=seed, subsample_timing=True,
                                         **SETTINGS[setting]))

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import spikevae
-from spikevae.simulate import SETTINGS, SimulationConfig, simulate
+from spikevae.simulation import SETTINGS, SimulationConfig, simulate
 
 
 def add_recording_options(ap: argparse.ArgumentParser) -> None:

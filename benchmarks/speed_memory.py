@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 
 from spikevae.reader import open_recording
-from spikevae.simulate import SimulationConfig, simulate
+from spikevae.simulation import SimulationConfig, simulate
 
 
 def _tree_rss(proc: psutil.Process) -> int:

@@ -32,7 +32,7 @@ from spikevae.filtering import BandpassFilter
 from spikevae.groundtruth import score
 from spikevae.model import VAEConfig
 from spikevae.reader import open_recording
-from spikevae.simulate import SETTINGS, SimulationConfig, simulate
+from spikevae.simulation import SETTINGS, SimulationConfig, simulate
 from spikevae.splitting import SplitParams, default_split_ratio, split_units
 from spikevae.train import encode, fit, pick_device
 from spikevae.whitening import noise_transforms, to_noise_units

@@ -11,15 +11,13 @@ The names below load on first use, so that ``spikevae --help`` and the clusterin
 of 4.5 s, and a worker starts in 2 s with 160 MB instead of 3.7 s with 340 MB.
 """
 import importlib
-import sys
-import types
 
 __version__ = "0.1.0"
 
 _API = {"SortConfig": "config", "SortResult": "pipeline", "SpikevaeError": "errors",
-        "SimulationConfig": "simulate", "batch": "batch", "compare": "compare", "export": "export",
-        "load_result": "output", "simulate": "simulate", "sort": "pipeline",
-        "to_spikeinterface": "export", "utah_probe": "export", "train_shared": "batch",
+        "SimulationConfig": "simulation", "batch": "sessions", "compare": "comparison", "export": "exports",
+        "load_result": "output", "simulate": "simulation", "sort": "pipeline",
+        "to_spikeinterface": "exports", "utah_probe": "exports", "train_shared": "sessions",
         "register_sorter": "si_sorter"}
 __all__ = [*_API, "__version__"]
 
@@ -35,15 +33,3 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | set(_API))
 
-
-class _Package(types.ModuleType):
-    """``spikevae.batch``, ``.compare``, ``.export`` and ``.simulate`` stay the functions: a
-    submodule of the same name, once loaded, would otherwise take the name over."""
-
-    def __setattr__(self, name, value):
-        if name in _API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

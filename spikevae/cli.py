@@ -90,10 +90,10 @@ def export_options(f):
 
 
 def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_map=None, **metadata) -> Path:
-    """``export.export``, its warnings (what DANDI would reject) as one line each on stderr."""
+    """``exports.export``, its warnings (what DANDI would reject) as one line each on stderr."""
     import warnings
 
-    from .export import DandiWarning, export
+    from .exports import DandiWarning, export
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", DandiWarning)
@@ -103,7 +103,7 @@ def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_ma
 
 def _check_extras(formats) -> None:
     """A missing extra stops a sort before it starts, not after."""
-    from .export import EXTRAS, require_extra
+    from .exports import EXTRAS, require_extra
 
     for fmt in formats:
         module, extra = EXTRAS[fmt]
@@ -156,7 +156,7 @@ def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms
 def sort(recording, out, overwrite, features, pca_components, model, exports, workers, quiet, electrode_map,
          **settings):
     """Sort RECORDING (a Blackrock .ns6, or a .nev of cut waveforms) into units, one result folder out."""
-    from .export import NWB_FIELDS
+    from .exports import NWB_FIELDS
     from .pipeline import sort as run_sort
     from .progress import Reporter
 
@@ -177,7 +177,7 @@ def sort(recording, out, overwrite, features, pca_components, model, exports, wo
 @settings_options
 def train(sessions, out, quiet, **settings):
     """Train one β-VAE on waveforms pooled from SESSIONS (paths, quoted globs or a .txt list)."""
-    from .batch import train_shared
+    from .sessions import train_shared
     from .progress import Reporter
 
     train_shared(sessions, build_config(**settings), out=out, reporter=Reporter(quiet=quiet))
@@ -207,8 +207,8 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
     SESSIONS are paths, quoted globs ('data/*.ns6') or a .txt file listing one path per line.
     Exits non-zero if any session failed; sessions.csv says which and why.
     """
-    from .batch import batch as run_batch
-    from .export import NWB_FIELDS, dandi_missing
+    from .sessions import batch as run_batch
+    from .exports import NWB_FIELDS, dandi_missing
     from .progress import Reporter
 
     metadata = {k: settings.pop(k) for k in NWB_FIELDS}
@@ -247,8 +247,8 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
 def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_timing, nev, quiet):
     """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz."""
     from .progress import Reporter
-    from .simulate import FS, HARD, SimulationConfig
-    from .simulate import simulate as run_simulation
+    from .simulation import FS, HARD, SimulationConfig
+    from .simulation import simulate as run_simulation
 
     if not out.endswith(".ns6"):
         raise SpikevaeError(f"{out}: the simulated recording must be named *.ns6")
@@ -260,7 +260,7 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_ti
         gt = run_simulation(out, cfg, progress=up)
     rep.info(f"{len(gt.unit_electrode)} units, {len(gt.timestamp)} spikes → {out}")
     if nev:
-        from .simulate import cut_online
+        from .simulation import cut_online
 
         nev_path = out[:-len(".ns6")] + ".nev"
         rep.info(f"{cut_online(out, nev_path)} spikes cut online → {nev_path}")
@@ -284,8 +284,8 @@ def compare(target, baselines, ground_truth, out, overwrite, as_json, quiet):
     """
     import json
 
-    from .compare import compare as run_compare
-    from .compare import table_text
+    from .comparison import compare as run_compare
+    from .comparison import table_text
     from .progress import Reporter
 
     report = run_compare(target, baselines=baselines, ground_truth=ground_truth, out=out, overwrite=overwrite,

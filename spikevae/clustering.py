@@ -28,12 +28,12 @@ UNSORTED = -1
 @dataclass
 class ClusterParams:
     max_units: int = 5
-    n_dims: int = 5               # with merging; 3 without it (benchmarks/RESULTS.md)
-    min_spikes: int = 15           # 10 and 25 scored the same; 15 keeps slow units of short files
+    n_dims: int = 5               # best with merging (RESULTS.md, "Merging overlapping mixture components")
+    min_spikes: int = 15           # keeps slow units of short files
     min_confidence: float = 0.6
     outlier_quantile: float = 0.999
     max_fit: int = 2_000           # spikes that fit one electrode's mixture: more lets BIC over-split long recordings
-    merge_overlap: float = 0.25    # β-VAE at 0.2/0.25/0.3: 80/80/76 and 136/138/139 well detected; 1 = off
+    merge_overlap: float = 0.25    # 1 = off (RESULTS.md, "Merging overlapping mixture components")
 
 
 def reduce(features: np.ndarray, params: ClusterParams, seed: int = 0,

@@ -45,9 +45,8 @@ class CurationParams:
     max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
     min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
     min_amplitude_ratio: float = 0.4   # the smaller's trough, as a share of the larger's
-    floor_ratio: float = 1.25          # a unit's median trough must reach this × the threshold; 1.2 / 1.25 / 1.3:
-                                       # same well-detected units, 1.25 the best mean accuracy without the
-                                       # false-positive units 1.2 lets in (benchmarks/RESULTS.md)
+    floor_ratio: float = 1.25          # a unit's median trough must reach this × the threshold
+                                       # (RESULTS.md, "Curation floor")
 
 
 def follow_fraction(t_big: np.ndarray, t_small: np.ndarray, duration_s: float,

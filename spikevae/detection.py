@@ -29,9 +29,9 @@ INTERP_HALF = 8  # half-width in samples of the Lanczos kernel that resamples wa
 
 
 def default_threshold(band_hz) -> float:
-    """Detection threshold (× robust noise SD) chosen on ground truth for the band: 3.25 for a
-    narrow band like the default 250–750 Hz (87 well-detected units against 80 at 3.5), 3.5 for
-    a wide one like 250–7500 Hz (201 against 194 at 3.25; benchmarks/RESULTS.md)."""
+    """Detection threshold (× robust noise SD) for the band: a narrow band like the default
+    250–750 Hz leaves smaller troughs and gains units from a lower one, a wide band loses them
+    to noise (RESULTS.md, "Detection threshold per band")."""
     return 3.25 if band_hz[1] <= 1000 else 3.5
 
 

@@ -17,7 +17,7 @@ import dataclasses
 from . import __version__
 from .config import SortConfig
 from .errors import SpikevaeError
-from .export import require_extra, to_spikeinterface
+from .exports import require_extra, to_spikeinterface
 
 BaseSorter = require_extra("spikeinterface.sorters", "spikeinterface", "the spikevae sorter").BaseSorter
 sorterlist = require_extra("spikeinterface.sorters.sorterlist", "spikeinterface", "the spikevae sorter")

@@ -1,7 +1,7 @@
 """A second, independent ground-truth family: Utah-array recordings built from SpikeInterface's
 generators, written as real ``.ns6`` bytes.
 
-Defaults tuned on ``simulate.py``'s recordings are scored here (and the other way round), so a
+Defaults tuned on ``simulation.py``'s recordings are scored here (and the other way round), so a
 choice that only fits one simulator shows. Everything that makes a unit comes from
 SpikeInterface (``spikeinterface.core.generate``): its three-exponential waveform family
 (``generate_templates``, drawn at 8 sub-sample phases), its refractory spike trains
@@ -9,7 +9,7 @@ SpikeInterface (``spikeinterface.core.generate``): its three-exponential wavefor
 the noise (``InjectTemplatesRecording``). Units sit 15–60 µm from an electrode of a 10 × 10 grid
 at 400 µm pitch, so each is seen on that electrode alone. Added on top, per chunk: background
 "hash" of distant cells (SpikeInterface waveforms, Poisson times), each electrode's own noise
-level, a slow LFP-like drift, and common-mode artifacts of another shape than ``simulate.py``'s.
+level, a slow LFP-like drift, and common-mode artifacts of another shape than ``simulation.py``'s.
 The hard setting adds look-alikes (a second unit at the same site, further away, so the same
 shape, smaller), bursts with an amplitude decrement, more artifacts and more hash.
 
@@ -25,7 +25,7 @@ from scipy import signal
 from .detection import MAD_TO_SD
 from .groundtruth import GroundTruth, ground_truth_path
 from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
-from .simulate import TEMPLATE_SAMPLES, TEMPLATE_TROUGH
+from .simulation import TEMPLATE_SAMPLES, TEMPLATE_TROUGH
 from .utah import grid_positions
 
 FS = TICKS_PER_SECOND

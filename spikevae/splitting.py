@@ -32,11 +32,9 @@ from .whitening import SHRINKAGE, whitener
 
 
 def default_split_ratio(band_hz) -> float:
-    """Least ratio of the two pieces' median troughs, chosen on ground truth for the band
-    (benchmarks/RESULTS.md): 1.2 for a narrow band like the default 250–750 Hz (6 recordings:
-    89 well-detected units, 2 false-positive units; 1.1: 89 and 6; no split: 87 and 0), 1.05
-    for a wide one like 250–7500 Hz once waveforms are aligned to a fraction of a sample
-    (4 recordings, 3 seeds: 157.7 against 1.1's 155.3)."""
+    """Least ratio of the two pieces' median troughs for the band: a narrow band leaves too
+    little shape to split look-alikes of near-equal trough, a wide one with sub-sample
+    alignment does (RESULTS.md, "Look-alike split" and "Sub-sample alignment")."""
     return 1.2 if band_hz[1] <= 1000 else 1.05
 
 
@@ -49,7 +47,7 @@ class SplitParams:
     max_units: int = 4                 # pieces one unit may end in
     max_fit: int = 2_000
     shrinkage: float = SHRINKAGE       # added to the noise covariance's eigenvalues, × their mean
-    covariance: str = "tied"           # of the two pieces: tied 157.7 well detected, full 156.0 (250–7500 Hz)
+    covariance: str = "tied"           # of the two pieces (RESULTS.md, "Sub-sample alignment, and the split's shared covariance")
     enabled: bool = True
 
 

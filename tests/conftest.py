@@ -7,7 +7,7 @@ from scipy import signal
 import spikevae
 from spikevae.detection import autocorr_from_sums, noise_autocorr
 from spikevae.model import VAEConfig
-from spikevae.simulate import SimulationConfig, simulate
+from spikevae.simulation import SimulationConfig, simulate
 
 
 

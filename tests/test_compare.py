@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 import spikevae
 from spikevae.cli import main
-from spikevae.compare import agreement, compare
+from spikevae.comparison import agreement, compare
 from spikevae.groundtruth import GroundTruth, score
-from spikevae.simulate import SimulationConfig, simulate
+from spikevae.simulation import SimulationConfig, simulate
 
 from .conftest import fast_config
 

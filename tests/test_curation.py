@@ -5,7 +5,7 @@ import numpy as np
 import spikevae
 from spikevae.curation import CurationParams, curate, drop_echoes, follow_fraction, locked_fraction, merge_bursts
 from spikevae.groundtruth import score
-from spikevae.simulate import SimulationConfig, simulate
+from spikevae.simulation import SimulationConfig, simulate
 
 from .conftest import fast_config
 

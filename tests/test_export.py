@@ -11,10 +11,10 @@ from click.testing import CliRunner
 import spikevae
 from spikevae.cli import main
 from spikevae.errors import SpikevaeError
-from spikevae.export import export, require_extra, to_spikeinterface, utah_probe
+from spikevae.exports import export, require_extra, to_spikeinterface, utah_probe
 from spikevae.groundtruth import score
 from spikevae.nev import read_nev_spikes
-from spikevae.simulate import cut_online
+from spikevae.simulation import cut_online
 from spikevae.utah import grid_positions
 
 from .conftest import fast_config

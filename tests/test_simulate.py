@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from spikevae.cli import main
 from spikevae.groundtruth import GroundTruth
 from spikevae.reader import open_recording
-from spikevae.simulate import HARD, SimulationConfig, simulate
+from spikevae.simulation import HARD, SimulationConfig, simulate
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "sample16.ns6"
 

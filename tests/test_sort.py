@@ -14,7 +14,7 @@ import spikevae
 from spikevae.cli import main
 from spikevae.detection import DetectionParams
 from spikevae.groundtruth import score
-from spikevae.simulate import SimulationConfig, simulate
+from spikevae.simulation import SimulationConfig, simulate
 
 from .conftest import FAST, fast_config
 

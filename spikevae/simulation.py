@@ -298,5 +298,5 @@ def cut_online(recording, out, band_hz=(250.0, 5000.0), threshold: float = 4.5, 
     ticks, electrode, waveforms = np.concatenate(ticks), np.concatenate(electrode), np.concatenate(waveforms)
     order = np.argsort(ticks, kind="stable")
     write_nev(out, ticks[order], electrode[order], np.zeros(len(ticks), np.int64), waveforms[order],
-              rec.electrode_ids, thresholds_uv=level, band_hz=band_hz, comment="spikevae.simulate.cut_online")
+              rec.electrode_ids, thresholds_uv=level, band_hz=band_hz, comment="spikevae.simulation.cut_online")
     return len(ticks)

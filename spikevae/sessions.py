@@ -137,9 +137,9 @@ def _done(result: Path, session: Path) -> bool:
 
 def write_exports(result: Path, exports: dict) -> None:
     """``exports``: {"formats": [...], "metadata": {...}, "electrode_map": path or None}, as
-    ``export.export`` takes them; an export already there is kept. The DANDI warning was
+    ``exports.export`` takes them; an export already there is kept. The DANDI warning was
     given once for the batch."""
-    from .export import DandiWarning, default_target, export
+    from .exports import DandiWarning, default_target, export
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DandiWarning)
