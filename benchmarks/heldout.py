@@ -32,6 +32,7 @@ from spikevae.groundtruth import MATCH_SCORE, GroundTruth, ground_truth_path, ma
 from spikevae.pipeline import embed, label_units
 from spikevae.progress import Reporter
 from spikevae.reader import open_recording
+from spikevae.spikes import Spikes
 from spikevae.train import pick_device
 
 FAMILIES = ("spikevae", "spikeinterface")
@@ -73,16 +74,12 @@ def variant(base: SortConfig, spec: str, seed: int) -> SortConfig:
 def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarray, list[str], dict]:
     """Unit of every detected spike with ``cfg.features``, each unit's quality label, and
     seconds of training and clustering."""
-    store = found.store
-    waveforms, electrode = store.column("waveform"), store.column("electrode")
+    spikes = Spikes.detected(found, rec.electrode_ids, [(s.start_tick, s.n_samples) for s in rec.segments])
     extractor = make_features(cfg.features, cfg.vae, pick_device(cfg.device), cfg.seed, cfg.pca_components)
-    features = np.zeros((store.n, extractor.dim), np.float32)
-    seconds = embed(extractor, waveforms, electrode, found.noise, features, rep)
+    features = np.zeros((spikes.n, extractor.dim), np.float32)
+    seconds = embed(extractor, spikes, features, rep)
     t0 = time.perf_counter()
-    autocorr = dict(enumerate(found.noise.autocorr)) if found.noise.autocorr is not None else {}
-    unit, table = label_units(features, electrode, rec.electrode_ids, waveforms, store.column("timestamp"),
-                          store.column("amplitude"), found.noise.noise_uv, found.threshold_uv, autocorr,
-                          [(s.start_tick, s.n_samples) for s in rec.segments], cfg, rep)
+    unit, table = label_units(spikes, features, cfg, rep)
     seconds["cluster"] = time.perf_counter() - t0
     return unit, [r["quality"] for r in table.rows], seconds
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from .config import SortConfig
-from .detection import NoiseEstimate
 from .errors import SpikevaeError
 from .features import FEATURES, make_features
 from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, pair_units, score
@@ -22,6 +21,7 @@ from .metrics import UnitTable, isolation, silhouette
 from .output import check_out, default_out, load_result, staged_folder, write_json
 from .pipeline import embed, label_units, sort
 from .progress import Reporter
+from .spikes import Spikes
 from .store import groups
 from .train import pick_device
 
@@ -140,28 +140,18 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     res = load_result(result_dir)
     run, spikes = res["run"], res["spikes"]
     cfg = SortConfig.from_dict(run["config"])
-    gt_path = Path(ground_truth) if ground_truth is not None else ground_truth_path(run["input"]["path"])
+    recorded = run["input"]["path"]  # None for a recording object SpikeInterface knew no file of
+    gt_path = Path(ground_truth) if ground_truth is not None else recorded and ground_truth_path(recorded)
     gt = None
-    if ground_truth is not None or gt_path.is_file():
+    if ground_truth is not None or (gt_path and gt_path.is_file()):
         gt = GroundTruth.load(gt_path)
         _check_ground_truth(gt, run, gt_path)
 
-    electrode_ids = run["input"]["electrodes"]
-    channel = {e: i for i, e in enumerate(electrode_ids)}
-    electrode = np.array([channel[int(e)] for e in spikes["electrode_id"]], np.int64)
-    noise = np.array([run["noise_uv"][str(e)] for e in electrode_ids])
-    threshold = np.array([run["threshold_uv"][str(e)] for e in electrode_ids])
-    autocorr = {channel[int(e)]: np.array(a) for e, a in run.get("noise_autocorr", {}).items()}
-    noise_est = NoiseEstimate(noise_uv=noise, skipped={},
-                              autocorr=np.stack([autocorr[c] for c in range(len(noise))]) if autocorr else None)
-    waveforms = res["spike_waveforms"]
-    timestamps, amplitude = spikes["timestamp"], spikes["amplitude_uv"]
-    segments = [(s["start_tick"], s["n_samples"]) for s in run["input"]["segments"]]
+    detected = Spikes.from_result(res)
 
     def clustered(name, features, history):
         space = np.zeros((len(features), cfg.cluster.n_dims))
-        unit, table = label_units(features, electrode, np.array(electrode_ids), waveforms, timestamps, amplitude,
-                                  noise, threshold, autocorr, segments, cfg, rep, space_out=space)
+        unit, table = label_units(detected, features, cfg, rep, space_out=space)
         return FeatureSorting(name=name, unit=unit, space=space, table=table, history=history)
 
     main_name = run.get("features", "vae")
@@ -174,17 +164,17 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
         if name == main_name:
             continue
         extractor = make_features(name, cfg.vae, device, cfg.seed, cfg.pca_components)
-        features = np.zeros((len(waveforms), extractor.dim), np.float32)
-        if len(waveforms):
-            embed(extractor, waveforms, electrode, noise_est, features, rep)
+        features = np.zeros((detected.n, extractor.dim), np.float32)
+        if detected.n:
+            embed(extractor, detected, features, rep)
         sortings.append(clustered(name, features, extractor.history))
 
     for s in sortings:
-        _quality(s, electrode, electrode_ids, cfg.seed)
-    report = {"result": str(result_dir), "recording": run["input"]["name"], "spikes": int(len(timestamps)),
+        _quality(s, detected.electrode, detected.electrode_ids, cfg.seed)
+    report = {"result": str(result_dir), "recording": run["input"]["name"], "spikes": detected.n,
               "settings": {"band_hz": list(cfg.band_hz), "threshold": cfg.detection.threshold,
-                           "polarity": cfg.detection.polarity, "electrodes": len(electrode_ids),
-                           "duration_s": run["input"]["duration_s"], "segments": len(segments),
+                           "polarity": cfg.detection.polarity, "electrodes": len(detected.electrode_ids),
+                           "duration_s": run["input"]["duration_s"], "segments": len(detected.segments),
                            "features": main_name, "steps": cfg.vae.steps, "latent_dim": cfg.vae.latent_dim,
                            "beta": cfg.vae.beta, "c_max": cfg.vae.c_max, "seed": cfg.seed,
                            "spikevae": run.get("spikevae_version", "")},
@@ -196,7 +186,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
         report["ground_truth"] = {"path": str(gt_path), "true_units": len(gt.unit_electrode),
                                   "snr": gt.unit_snr.tolist(), "electrode_id": gt.unit_electrode.tolist()}
         for s in sortings:
-            sc = score(gt, timestamps, s.unit)
+            sc = score(gt, detected.timestamp, s.unit)
             s.summary.update({k: v for k, v in sc.summary(gt.unit_snr).items() if k != "true_units"})
             report["ground_truth"][s.name] = {"accuracy": sc.accuracy.tolist(), "precision": sc.precision.tolist(),
                                               "recall": sc.recall.tolist(),
@@ -206,7 +196,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     with staged_folder(out, overwrite) as tmp:
         write_json(tmp / "compare.json", report)
         _write_csv(tmp / "compare.csv", sortings, gt is not None)
-        write_figures(tmp, report, sortings, electrode, np.array(electrode_ids), gt)
+        write_figures(tmp, report, sortings, detected.electrode, detected.electrode_ids, gt)
     report["out"] = str(out)
     return report
 

@@ -116,7 +116,8 @@ def waveforms(path: Path, sortings, colours, electrode, electrode_ids, band_hz) 
                 m, sd = s.table.mean[u], s.table.sd[u]
                 ax.fill_between(t, m - sd, m + sd, color=colours[k][u], alpha=0.2, lw=0)
                 ax.plot(t, m, color=colours[k][u], lw=1.2, label=f"unit {u}")
-            ax.legend(fontsize=6, frameon=False)
+            if ax.get_legend_handles_labels()[0]:  # an electrode may hold no unit of this space
+                ax.legend(fontsize=6, frameon=False)
             ax.tick_params(labelsize=6)
             if r == 0:
                 ax.set_title(s.name)

@@ -1,7 +1,8 @@
 """``sort``: a Blackrock recording in, a result folder out. Each step lives in its own module:
 reader → filtering → detection → features (β-VAE or a baseline) → clustering → splitting →
 curation → output.
-``embed`` and ``label_units`` are the steps after detection, shared with ``compare``."""
+``embed`` and ``label_units`` are the steps after detection; they take a ``spikes.Spikes``,
+which ``compare`` rebuilds from a result folder."""
 from __future__ import annotations
 
 import platform
@@ -17,7 +18,7 @@ from . import __version__
 from .clustering import cluster_recording
 from .config import MIN_TRAIN_SPIKES, SortConfig
 from .curation import curate
-from .detection import NoiseEstimate, detect, from_waveforms
+from .detection import detect, from_waveforms
 from .errors import SpikevaeError
 from .features import make_features
 from .filtering import BandpassFilter
@@ -30,6 +31,7 @@ from .progress import Reporter
 from .quality import qualify
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
 from .si_recording import describe_input, is_si_recording, open_si_recording
+from .spikes import Spikes
 from .splitting import split_units
 from .train import TrainedModel, pick_device
 
@@ -58,8 +60,9 @@ class SortResult:
     seconds: dict
 
 
-def embed(extractor, waveforms, electrode, noise: NoiseEstimate, out: np.ndarray, rep: Reporter) -> dict:
+def embed(extractor, spikes: Spikes, out: np.ndarray, rep: Reporter) -> dict:
     """Fit the feature extractor (unless it comes trained) and write every spike's features."""
+    waveforms, electrode, noise = spikes.waveform, spikes.electrode, spikes.noise
     seconds = {}
     t0 = time.perf_counter()
     if not extractor.trained and len(waveforms):
@@ -75,13 +78,11 @@ def embed(extractor, waveforms, electrode, noise: NoiseEstimate, out: np.ndarray
     return seconds
 
 
-def label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv, threshold_uv,
-                noise_autocorr: dict, segments: list[tuple[int, int]], cfg: SortConfig, rep: Reporter,
-                space_out: np.ndarray | None = None
+def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, space_out: np.ndarray | None = None
                 ) -> tuple[np.ndarray, UnitTable]:
-    """Cluster every electrode, split look-alikes, curate the units, label their quality
-    (``noise`` left unsorted) and describe them; ``noise_autocorr`` maps a channel index to
-    its noise autocorrelation, ``segments`` are the recording's (first tick, samples)."""
+    """Cluster every electrode in ``features``, split look-alikes, curate the units, label
+    their quality (``noise`` left unsorted) and describe them."""
+    electrode, waveforms, amplitude, timestamps = spikes.electrode, spikes.waveform, spikes.amplitude, spikes.timestamp
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     workers = pool_size(cfg.workers, n_el)
     # the clustering space of every spike, for the units' isolation (20 bytes a spike)
@@ -91,13 +92,13 @@ def label_units(features, electrode, electrode_ids, waveforms, timestamps, ampli
                                  workers=workers)
     if cfg.split.enabled:
         with rep.bar("split", n_el, unit="electrode") as up:
-            unit = split_units(unit, electrode, waveforms, amplitude, noise_autocorr, cfg.split, cfg.seed,
+            unit = split_units(unit, electrode, waveforms, amplitude, spikes.autocorr, cfg.split, cfg.seed,
                                progress=up, workers=workers)
-    duration_s = sum(n for _, n in segments) / TICKS_PER_SECOND
-    unit = curate(unit, electrode, timestamps, amplitude, waveforms, threshold_uv, duration_s, cfg.curation)
-    table = unit_table(unit, electrode, electrode_ids, waveforms, timestamps, amplitude, noise_uv,
-                       duration_s, cfg.detection.align_sample)
-    unit, kept, quality = qualify(unit, electrode, timestamps, amplitude, space, segments, table.rows,
+    unit = curate(unit, electrode, timestamps, amplitude, waveforms, spikes.threshold_uv, spikes.duration_s,
+                  cfg.curation)
+    table = unit_table(unit, electrode, spikes.electrode_ids, waveforms, timestamps, amplitude, spikes.noise.noise_uv,
+                       spikes.duration_s, cfg.detection.align_sample)
+    unit, kept, quality = qualify(unit, electrode, timestamps, amplitude, space, spikes.segments, table.rows,
                                   cfg.quality)
     table = table.subset(kept)
     for row, q in zip(table.rows, quality):
@@ -135,23 +136,21 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         for ch, why in found.noise.skipped.items():
             rep.warn(f"electrode {electrode_ids[ch]} skipped: {why}")
         store, noise = found.store, found.noise.noise_uv
+        spikes = Spikes.detected(found, electrode_ids, source.segments)
         n = store.n
         if n == 0:
             rep.warn("no spikes were detected; the result is empty")
         elif not extractor.trained and cfg.features != "pca" and n < MIN_TRAIN_SPIKES:
             raise SpikevaeError(f"{source.info['name']}: only {n} spikes detected, too few to train the β-VAE "
                                 f"(need {MIN_TRAIN_SPIKES}); record longer or pass --model")
-        waveforms, electrode = store.column("waveform"), store.column("electrode")
-        timestamps, amplitude = store.column("timestamp"), store.column("amplitude")
+        waveforms, timestamps, amplitude = spikes.waveform, spikes.timestamp, spikes.amplitude
         # the features and electrode ids in the work folder, then spikes.npz and spike_waveforms.npy
         check_free_space(out.parent, n * (2 * 4 * extractor.dim + 44 + 4 * det.n_samples) + (1 << 20))
 
         features = store.create("features", np.float32, (extractor.dim,))
-        seconds.update(embed(extractor, waveforms, electrode, found.noise, features, rep))
+        seconds.update(embed(extractor, spikes, features, rep))
         t0 = time.perf_counter()
-        autocorr = dict(enumerate(found.noise.autocorr)) if found.noise.autocorr is not None else {}
-        unit, table = label_units(features, electrode, electrode_ids, waveforms, timestamps, amplitude, noise,
-                                  found.threshold_uv, autocorr, source.segments, cfg, rep)
+        unit, table = label_units(spikes, features, cfg, rep)
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -159,7 +158,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         time_s = store.create("time_s", np.float64)
         for i in range(0, n, 1 << 20):
             sl = slice(i, i + (1 << 20))
-            electrode_id[sl] = electrode_ids[np.asarray(electrode[sl])]
+            electrode_id[sl] = electrode_ids[np.asarray(spikes.electrode[sl])]
             time_s[sl] = timestamps[sl] / TICKS_PER_SECOND
         save_npz(tmp / "spikes.npz", timestamp=timestamps, time_s=time_s, electrode_id=electrode_id,
                  unit=unit, amplitude_uv=amplitude, latent=features)
@@ -181,9 +180,10 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             "config": cfg.to_dict(), "features": cfg.features,
             "model": str(model) if model is not None else ("trained" if cfg.features != "pca" else None),
             "device": str(device), "platform": platform.platform(),
-            "noise_uv": dict(zip(electrode_ids.tolist(), noise.round(3).tolist())),
-            "threshold_uv": dict(zip(electrode_ids.tolist(), found.threshold_uv.round(3).tolist())),
-            "noise_autocorr": {int(electrode_ids[c]): a.tolist() for c, a in autocorr.items()},
+            # unrounded, so that `compare` labels the units from the same numbers as this run
+            "noise_uv": dict(zip(electrode_ids.tolist(), noise.tolist())),
+            "threshold_uv": dict(zip(electrode_ids.tolist(), found.threshold_uv.tolist())),
+            "noise_autocorr": {int(electrode_ids[c]): a.tolist() for c, a in spikes.autocorr.items()},
             "skipped_electrodes": {int(electrode_ids[c]): w for c, w in found.noise.skipped.items()},
             "seconds": seconds, "counts": counts, "training_history": extractor.history,
         })

@@ -55,6 +55,8 @@ def test_sort_takes_a_recording_object_with_its_own_channel_names(tmp_path):
     found = np.abs(sp["timestamp"][on_b][:, None] - ticks[None]).min(axis=0)
     assert (found <= 2).mean() > 0.95
     assert {u["electrode_id"] for u in res["units"]} == {2}
+    report = spikevae.compare(result.out, baselines=("pca",), config=spikevae.SortConfig(features="pca"))
+    assert "ground_truth" not in report and report["spikes"] == len(sp["timestamp"])  # no file, so no ground truth
 
 
 def test_a_recording_spikevae_cannot_sort_is_refused_in_one_line(small_recording, tmp_path):
