@@ -27,13 +27,14 @@ from sklearn.decomposition import PCA
 
 from spikevae.clustering import ClusterParams, cluster_electrode, reduce
 from spikevae.curation import CurationParams, curate
-from spikevae.detection import DetectionParams, default_threshold, detect
+from spikevae.detection import detect
+from spikevae.params import DetectionParams, SplitParams, default_split_ratio, default_threshold
 from spikevae.filtering import BandpassFilter
 from spikevae.groundtruth import score
 from spikevae.model import VAEConfig
 from spikevae.reader import open_recording
 from spikevae.simulation import SETTINGS, SimulationConfig, simulate
-from spikevae.splitting import SplitParams, default_split_ratio, split_units
+from spikevae.splitting import split_units
 from spikevae.train import encode, fit, pick_device
 from spikevae.whitening import noise_transforms, to_noise_units
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .config import SortConfig
 from .errors import SpikevaeError
+from .params import CurationParams, DetectionParams, VAEConfig, default_threshold
 
 
 class _Command(click.Command):
@@ -36,31 +38,46 @@ def main():
     signal.signal(signal.SIGTERM, _terminate)
 
 
+_SORT, _DET, _VAE = SortConfig(), DetectionParams(), VAEConfig()  # defaults live in the dataclasses
+
+
+def _default(value) -> str:
+    """A default as --help shows it: 250 750, 0.5, neg."""
+    if isinstance(value, tuple):
+        return " ".join(f"{v:g}" for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 _SETTINGS = [
     click.option("--channels", help="Electrodes to sort, e.g. 1-32,40 [default: all]."),
-    click.option("--band", nargs=2, type=float, default=(250.0, 750.0), show_default=True, metavar="LO HI",
-                 help="Band-pass in Hz (zero-phase Butterworth)."),
-    click.option("--filter-order", type=int, default=4, show_default=True, help="Butterworth order (per pass)."),
+    click.option("--band", nargs=2, type=float, metavar="LO HI",
+                 help=f"Band-pass in Hz (zero-phase Butterworth) [default: {_default(_SORT.band_hz)}]."),
+    click.option("--filter-order", type=int, help=f"Butterworth order (per pass) [default: {_SORT.filter_order}]."),
     click.option("--threshold", type=float,
-                 help="Detection threshold, × robust noise SD [default: 3.25 for bands up to 1 kHz such as "
-                      "250–750, 3.5 for wider ones; both tuned on ground truth]. Units whose median trough is "
-                      "under 1.25 × the threshold are left unsorted."),
-    click.option("--polarity", type=click.Choice(["neg", "pos", "both"]), default="neg", show_default=True),
-    click.option("--dead-time-ms", type=float, default=1.0, show_default=True,
-                 help="Minimum spacing of events on one electrode."),
-    click.option("--align-sample", type=int, default=11, show_default=True,
-                 help="Sample of the 48 on which the trough sits."),
-    click.option("--artifact-fraction", type=float, default=0.5, show_default=True,
-                 help="Reject events seen at once on at least this share of electrodes."),
-    click.option("--max-amplitude", type=float, default=1500.0, show_default=True,
-                 help="Reject events larger than this (µV)."),
-    click.option("--latent-dim", type=int, help="β-VAE latent size."),
-    click.option("--beta", type=float, help="Weight of |KL − C|."),
-    click.option("--c-max", type=float, help="Final capacity C in nats."),
-    click.option("--steps", type=int, help="Training steps (batches of 512) [default: 90]."),
-    click.option("--max-train", type=int, help="Most waveforms used for training (balanced across electrodes)."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-    click.option("--seed", type=int, default=0, show_default=True, help="Makes CPU runs reproducible bit for bit."),
+                 help=f"Detection threshold, × robust noise SD [default: {_default(default_threshold((0, 750)))} "
+                      f"for bands up to 1 kHz such as 250–750, {_default(default_threshold((0, 7500)))} for wider "
+                      "ones; both tuned on ground truth]. Units whose median trough is under "
+                      f"{_default(CurationParams().floor_ratio)} × the threshold are left unsorted."),
+    click.option("--polarity", type=click.Choice(["neg", "pos", "both"]), help=f"[default: {_DET.polarity}]"),
+    click.option("--dead-time-ms", type=float,
+                 help=f"Minimum spacing of events on one electrode [default: {_default(_DET.dead_time_ms)}]."),
+    click.option("--align-sample", type=int,
+                 help=f"Sample of the {_DET.n_samples} on which the trough sits [default: {_DET.align_sample}]."),
+    click.option("--artifact-fraction", type=float,
+                 help="Reject events seen at once on at least this share of electrodes "
+                      f"[default: {_default(_DET.artifact_fraction)}]."),
+    click.option("--max-amplitude", type=float,
+                 help=f"Reject events larger than this (µV) [default: {_default(_DET.max_amplitude_uv)}]."),
+    click.option("--latent-dim", type=int, help=f"β-VAE latent size [default: {_VAE.latent_dim}]."),
+    click.option("--beta", type=float, help=f"Weight of |KL − C| [default: {_default(_VAE.beta)}]."),
+    click.option("--c-max", type=float, help=f"Final capacity C in nats [default: {_default(_VAE.c_max)}]."),
+    click.option("--steps", type=int,
+                 help=f"Training steps (batches of {_VAE.batch_size}) [default: {_VAE.steps}]."),
+    click.option("--max-train", type=int,
+                 help="Most waveforms used for training (balanced across electrodes) "
+                      f"[default: {_VAE.max_train}]."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help=f"[default: {_SORT.device}]"),
+    click.option("--seed", type=int, help=f"Makes CPU runs reproducible bit for bit [default: {_SORT.seed}]."),
     click.option("-q", "--quiet", is_flag=True, help="No progress output (warnings and errors still shown)."),
 ]
 
@@ -119,21 +136,19 @@ def settings_options(f):
 
 
 def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms, align_sample, artifact_fraction,
-                 max_amplitude, latent_dim, beta, c_max, steps, max_train, device, seed, features="vae",
-                 pca_components=3):
-    from .config import SortConfig
-    from .detection import DetectionParams
-    from .model import VAEConfig
+                 max_amplitude, latent_dim, beta, c_max, steps, max_train, device, seed, features=None,
+                 pca_components=None):
+    """The SortConfig of the options given; an option left out keeps its dataclass default."""
+    def given(**kw):
+        return {k: v for k, v in kw.items() if v is not None}
 
-    vae = {k: v for k, v in dict(latent_dim=latent_dim, beta=beta, c_max=c_max, steps=steps,
-                                 max_train=max_train).items() if v is not None}
     return SortConfig(
-        channels=channels, band_hz=tuple(band), filter_order=filter_order, device=device, seed=seed,
-        features=features, pca_components=pca_components,
-        detection=DetectionParams(threshold=threshold, polarity=polarity, dead_time_ms=dead_time_ms,
-                                  align_sample=align_sample, artifact_fraction=artifact_fraction,
-                                  max_amplitude_uv=max_amplitude),
-        vae=dataclasses.replace(VAEConfig(), **vae),
+        **given(channels=channels, band_hz=tuple(band) if band else None, filter_order=filter_order, device=device,
+                seed=seed, features=features, pca_components=pca_components),
+        detection=DetectionParams(**given(threshold=threshold, polarity=polarity, dead_time_ms=dead_time_ms,
+                                          align_sample=align_sample, artifact_fraction=artifact_fraction,
+                                          max_amplitude_uv=max_amplitude)),
+        vae=VAEConfig(**given(latent_dim=latent_dim, beta=beta, c_max=c_max, steps=steps, max_train=max_train)),
     )
 
 
@@ -142,9 +157,11 @@ def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms
 @click.option("-o", "--out", type=click.Path(file_okay=False),
               help="Result folder [default: RECORDING.spikevae beside the input].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing result folder.")
-@click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]), default="vae", show_default=True,
-              help="Feature space: the β-VAE, per-electrode PCA, a plain auto-encoder (β=0) or a plain VAE (β=1, C=0).")
-@click.option("--pca-components", type=int, default=3, show_default=True, help="Components for --features pca.")
+@click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]),
+              help="Feature space: the β-VAE, per-electrode PCA, a plain auto-encoder (β=0) or a plain VAE (β=1, C=0) "
+                   f"[default: {_SORT.features}].")
+@click.option("--pca-components", type=int,
+              help=f"Components for --features pca [default: {_SORT.pca_components}].")
 @click.option("--model", type=click.Path(dir_okay=False), help="Embed with this saved model.pt instead of training.")
 @click.option("--export", "exports", multiple=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),
               help="Also write the result in this format (repeatable); see `spikevae export`.")
@@ -191,9 +208,11 @@ def train(sessions, out, quiet, **settings):
 @click.option("--model", type=click.Path(dir_okay=False), help="Shared model to use [default: train one first].")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Sessions sorted at once on this machine.")
 @click.option("--scheduler", help="Address of a running Dask scheduler (tcp://host:8786) to sort on its workers.")
-@click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]), default="vae", show_default=True,
-              help="Feature space; a network (vae, ae, vae-plain) is shared by all sessions, pca is fitted per session.")
-@click.option("--pca-components", type=int, default=3, show_default=True, help="Components for --features pca.")
+@click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]),
+              help="Feature space; a network (vae, ae, vae-plain) is shared by all sessions, pca is fitted per session "
+                   f"[default: {_SORT.features}].")
+@click.option("--pca-components", type=int,
+              help=f"Components for --features pca [default: {_SORT.pca_components}].")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes that cluster each session's electrodes [default: as `sort`, or 1 with -j/--scheduler].")
 @click.option("--export", "exports", multiple=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),

@@ -12,28 +12,16 @@ its unit; a cluster with fewer than ``min_spikes`` members is dissolved into uns
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import stats
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
 from .parallel import map_electrodes
+from .params import ClusterParams
 from .store import groups
 
 UNSORTED = -1
-
-
-@dataclass
-class ClusterParams:
-    max_units: int = 5
-    n_dims: int = 5               # best with merging (RESULTS.md, "Merging overlapping mixture components")
-    min_spikes: int = 15           # keeps slow units of short files
-    min_confidence: float = 0.6
-    outlier_quantile: float = 0.999
-    max_fit: int = 2_000           # spikes that fit one electrode's mixture: more lets BIC over-split long recordings
-    merge_overlap: float = 0.25    # 1 = off (RESULTS.md, "Merging overlapping mixture components")
 
 
 def reduce(features: np.ndarray, params: ClusterParams, seed: int = 0,

@@ -3,13 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from .clustering import ClusterParams
-from .curation import CurationParams
-from .detection import DetectionParams, default_threshold
 from .errors import SpikevaeError
-from .model import VAEConfig
-from .quality import QualityParams
-from .splitting import SplitParams, default_split_ratio
+from .params import (ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams, VAEConfig,
+                     default_split_ratio, default_threshold)
 
 MIN_TRAIN_SPIKES = 200  # fewer waveforms than this cannot train the β-VAE
 

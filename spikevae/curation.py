@@ -24,29 +24,13 @@ truth (``benchmarks/RESULTS.md``):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import stats
 
 from .clustering import UNSORTED
+from .params import CurationParams
 from .reader import TICKS_PER_SECOND
 from .store import groups
-
-
-@dataclass
-class CurationParams:
-    echo_lag_ms: tuple[float, float] = (0.4, 5.0)    # |lag| of a filter echo from its spike
-    echo_jitter_ms: float = 0.2        # an echo's spikes lie this close to their one lag
-    min_echo_fraction: float = 0.5     # share of the smaller unit's spikes that must be locked so
-    max_echo_ratio: float = 0.5        # an echo's median trough, as a share of its spike's
-    burst_lag_ms: tuple[float, float] = (2.0, 15.0)   # a follower's delay after the larger spike
-    min_follow_fraction: float = 0.15  # share of the small cluster's spikes that must be followers
-    max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
-    min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
-    min_amplitude_ratio: float = 0.4   # the smaller's trough, as a share of the larger's
-    floor_ratio: float = 1.25          # a unit's median trough must reach this × the threshold
-                                       # (RESULTS.md, "Curation floor")
 
 
 def follow_fraction(t_big: np.ndarray, t_small: np.ndarray, duration_s: float,

@@ -20,32 +20,13 @@ from scipy.ndimage import maximum_filter1d
 
 from .errors import SpikevaeError
 from .filtering import BandpassFilter, Chunk
+from .params import DetectionParams, default_threshold
 from .reader import TICKS_PER_SECOND
 from .store import SpikeStore, groups
 
 MAD_TO_SD = 0.6745  # median |x| / SD of a Gaussian
 RAIL = 32000  # |raw int16| at or above this is treated as saturated
 INTERP_HALF = 8  # half-width in samples of the Lanczos kernel that resamples waveforms
-
-
-def default_threshold(band_hz) -> float:
-    """Detection threshold (× robust noise SD) for the band: a narrow band like the default
-    250–750 Hz leaves smaller troughs and gains units from a lower one, a wide band loses them
-    to noise (RESULTS.md, "Detection threshold per band")."""
-    return 3.25 if band_hz[1] <= 1000 else 3.5
-
-
-@dataclass
-class DetectionParams:
-    threshold: float | None = None    # × robust noise SD; None = default_threshold of the band
-    polarity: str = "neg"             # neg, pos or both
-    dead_time_ms: float = 1.0
-    n_samples: int = 48
-    align_sample: int = 11
-    artifact_fraction: float = 0.5    # reject events seen on ≥ this share of electrodes at once
-    artifact_window_ms: float = 0.5
-    max_amplitude_uv: float = 1500.0
-    chunk_s: float = 2.0
 
 
 @dataclass

@@ -8,35 +8,10 @@ auto-encoder (z = μ), β = 1 with C = 0 a plain VAE.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass
-class VAEConfig:
-    """Every hyperparameter of the network and its training, in one place."""
-
-    n_samples: int = 48        # waveform length; divisible by 8 (three poolings)
-    latent_dim: int = 8
-    channels: int = 25         # conv filters per layer, as in the workshop network
-    hidden: int = 50           # dense layer between conv stack and latent
-    beta: float = 20.0         # weight of |KL − C|; 0 = plain AE
-    c_max: float = 15.0        # final capacity in nats
-    anneal_fraction: float = 0.8  # share of the steps over which C rises linearly from 0 to c_max
-    variational: bool = True   # False: z = μ, no KL term (the plain AE)
-    steps: int = 90            # optimiser steps, whatever the data size: longer training over-splits
-    batch_size: int = 512
-    lr: float = 1e-3           # Adam; the workshop's 1e-2 destabilised training
-    max_train: int = 60_000    # waveforms drawn (balanced across electrodes) for training
-    val_fraction: float = 0.1
-    whiten: bool = True        # input whitened by its electrode's noise (whitening.py); False: SD units only
-
-    def capacity(self, step: int) -> float:
-        """Capacity target at ``step`` (0-based): a linear ramp, then held at ``c_max``."""
-        ramp = self.anneal_fraction * self.steps
-        return self.c_max if ramp <= 0 else self.c_max * min(1.0, step / ramp)
+from .params import VAEConfig
 
 
 class Encoder(nn.Module):

@@ -19,32 +19,16 @@ and poorly isolated; these are the clusters that match no neuron on ground truth
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage
 
 from .clustering import UNSORTED
 from .metrics import l_ratio
+from .params import QualityParams
 from .store import groups
 
 LABELS = ("good", "mua", "noise")
 COLUMNS = ("l_ratio", "presence_ratio", "amplitude_cutoff", "quality")
-
-
-@dataclass
-class QualityParams:
-    noise_l_ratio: float = 1.0       # above: noise
-    noise_presence: float = 0.7      # below: noise
-    noise_amplitude_cutoff: float = 0.5  # at or above, together with a rate above
-    noise_rate_hz: float = 30.0          # noise_rate_hz: noise (hash)
-    noise_weak_snr: float = 5.0          # below, together with an L-ratio above
-    noise_weak_l_ratio: float = 0.2      # noise_weak_l_ratio: noise (weak and not isolated)
-    max_l_ratio: float = 0.1         # a good unit stays within every limit below
-    min_presence: float = 0.9
-    max_amplitude_cutoff: float = 0.2
-    max_isi_violation: float = 0.01
-    presence_bins: int = 20
 
 
 def amplitude_cutoff(amplitude: np.ndarray, n_bins: int = 100, smooth_bins: float = 3.0) -> float:

@@ -19,36 +19,15 @@ Burst pieces split here are rejoined by curation, which runs next.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
 from .clustering import UNSORTED
 from .parallel import map_electrodes
+from .params import SplitParams
 from .store import groups
-from .whitening import SHRINKAGE, whitener
-
-
-def default_split_ratio(band_hz) -> float:
-    """Least ratio of the two pieces' median troughs for the band: a narrow band leaves too
-    little shape to split look-alikes of near-equal trough, a wide one with sub-sample
-    alignment does (RESULTS.md, "Look-alike split" and "Sub-sample alignment")."""
-    return 1.2 if band_hz[1] <= 1000 else 1.05
-
-
-@dataclass
-class SplitParams:
-    min_amplitude_ratio: float | None = None  # None = default_split_ratio of the band
-    n_dims: int = 3
-    max_overlap: float = 0.25          # shared posterior mass, as clustering's merge_overlap
-    min_spikes: int = 15               # as clustering's
-    max_units: int = 4                 # pieces one unit may end in
-    max_fit: int = 2_000
-    shrinkage: float = SHRINKAGE       # added to the noise covariance's eigenvalues, × their mean
-    covariance: str = "tied"           # of the two pieces (RESULTS.md, "Sub-sample alignment, and the split's shared covariance")
-    enabled: bool = True
+from .whitening import whitener
 
 
 def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np.ndarray | None:

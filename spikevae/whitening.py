@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import toeplitz
 
-SHRINKAGE = 0.05
+from .params import SHRINKAGE
+
 
 
 def whitener(autocorr: np.ndarray | None, n_samples: int, shrinkage: float = SHRINKAGE) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""Every setting of the sorter, one dataclass per step, with its default and the reason for it
+(the figures are in benchmarks/RESULTS.md). Importing this module loads neither PyTorch nor
+scikit-learn, so the command line shows these defaults in ``--help`` at once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SHRINKAGE = 0.05  # added to a noise covariance's eigenvalues, × their mean, before whitening
+
+
+def default_threshold(band_hz) -> float:
+    """Detection threshold (× robust noise SD) for the band: a narrow band like the default
+    250–750 Hz leaves smaller troughs and gains units from a lower one, a wide band loses them
+    to noise (RESULTS.md, "Detection threshold per band")."""
+    return 3.25 if band_hz[1] <= 1000 else 3.5
+
+
+@dataclass
+class DetectionParams:
+    threshold: float | None = None    # × robust noise SD; None = default_threshold of the band
+    polarity: str = "neg"             # neg, pos or both
+    dead_time_ms: float = 1.0
+    n_samples: int = 48
+    align_sample: int = 11
+    artifact_fraction: float = 0.5    # reject events seen on ≥ this share of electrodes at once
+    artifact_window_ms: float = 0.5
+    max_amplitude_uv: float = 1500.0
+    chunk_s: float = 2.0
+
+
+@dataclass
+class VAEConfig:
+    """Every hyperparameter of the network and its training, in one place."""
+
+    n_samples: int = 48        # waveform length; divisible by 8 (three poolings)
+    latent_dim: int = 8
+    channels: int = 25         # conv filters per layer, as in the workshop network
+    hidden: int = 50           # dense layer between conv stack and latent
+    beta: float = 20.0         # weight of |KL − C|; 0 = plain AE
+    c_max: float = 15.0        # final capacity in nats
+    anneal_fraction: float = 0.8  # share of the steps over which C rises linearly from 0 to c_max
+    variational: bool = True   # False: z = μ, no KL term (the plain AE)
+    steps: int = 90            # optimiser steps, whatever the data size: longer training over-splits
+    batch_size: int = 512
+    lr: float = 1e-3           # Adam; the workshop's 1e-2 destabilised training
+    max_train: int = 60_000    # waveforms drawn (balanced across electrodes) for training
+    val_fraction: float = 0.1
+    whiten: bool = True        # input whitened by its electrode's noise (whitening.py); False: SD units only
+
+    def capacity(self, step: int) -> float:
+        """Capacity target at ``step`` (0-based): a linear ramp, then held at ``c_max``."""
+        ramp = self.anneal_fraction * self.steps
+        return self.c_max if ramp <= 0 else self.c_max * min(1.0, step / ramp)
+
+
+@dataclass
+class ClusterParams:
+    max_units: int = 5
+    n_dims: int = 5               # best with merging (RESULTS.md, "Merging overlapping mixture components")
+    min_spikes: int = 15           # keeps slow units of short files
+    min_confidence: float = 0.6
+    outlier_quantile: float = 0.999
+    max_fit: int = 2_000           # spikes that fit one electrode's mixture: more lets BIC over-split long recordings
+    merge_overlap: float = 0.25    # 1 = off (RESULTS.md, "Merging overlapping mixture components")
+
+
+def default_split_ratio(band_hz) -> float:
+    """Least ratio of the two pieces' median troughs for the band: a narrow band leaves too
+    little shape to split look-alikes of near-equal trough, a wide one with sub-sample
+    alignment does (RESULTS.md, "Look-alike split" and "Sub-sample alignment")."""
+    return 1.2 if band_hz[1] <= 1000 else 1.05
+
+
+@dataclass
+class SplitParams:
+    min_amplitude_ratio: float | None = None  # None = default_split_ratio of the band
+    n_dims: int = 3
+    max_overlap: float = 0.25          # shared posterior mass, as clustering's merge_overlap
+    min_spikes: int = 15               # as clustering's
+    max_units: int = 4                 # pieces one unit may end in
+    max_fit: int = 2_000
+    shrinkage: float = SHRINKAGE       # added to the noise covariance's eigenvalues, × their mean
+    covariance: str = "tied"           # of the two pieces (RESULTS.md, "Sub-sample alignment, and the split's shared covariance")
+    enabled: bool = True
+
+
+@dataclass
+class CurationParams:
+    echo_lag_ms: tuple[float, float] = (0.4, 5.0)    # |lag| of a filter echo from its spike
+    echo_jitter_ms: float = 0.2        # an echo's spikes lie this close to their one lag
+    min_echo_fraction: float = 0.5     # share of the smaller unit's spikes that must be locked so
+    max_echo_ratio: float = 0.5        # an echo's median trough, as a share of its spike's
+    burst_lag_ms: tuple[float, float] = (2.0, 15.0)   # a follower's delay after the larger spike
+    min_follow_fraction: float = 0.15  # share of the small cluster's spikes that must be followers
+    max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
+    min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
+    min_amplitude_ratio: float = 0.4   # the smaller's trough, as a share of the larger's
+    floor_ratio: float = 1.25          # a unit's median trough must reach this × the threshold
+                                       # (RESULTS.md, "Curation floor")
+
+
+@dataclass
+class QualityParams:
+    noise_l_ratio: float = 1.0       # above: noise
+    noise_presence: float = 0.7      # below: noise
+    noise_amplitude_cutoff: float = 0.5  # at or above, together with a rate above
+    noise_rate_hz: float = 30.0          # noise_rate_hz: noise (hash)
+    noise_weak_snr: float = 5.0          # below, together with an L-ratio above
+    noise_weak_l_ratio: float = 0.2      # noise_weak_l_ratio: noise (weak and not isolated)
+    max_l_ratio: float = 0.1         # a good unit stays within every limit below
+    min_presence: float = 0.9
+    max_amplitude_cutoff: float = 0.2
+    max_isi_violation: float = 0.01
+    presence_bins: int = 20
