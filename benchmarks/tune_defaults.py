@@ -25,7 +25,7 @@ import torch
 from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
 
-from spikevae.clustering import ClusterParams, cluster_electrode, reduce
+from spikevae.clustering import ClusterParams, cluster_electrode, principal_space
 from spikevae.curation import CurationParams, curate
 from spikevae.detection import detect
 from spikevae.params import DetectionParams, SplitParams, default_split_ratio, default_threshold
@@ -64,7 +64,7 @@ VARIANTS = {
 def hdbscan_electrode(features, params, seed=0):
     lab = np.full(len(features), -1)
     if len(features) >= params.min_spikes:
-        lab = HDBSCAN(min_cluster_size=params.min_spikes, copy=True).fit(reduce(features, params, seed)).labels_
+        lab = HDBSCAN(min_cluster_size=params.min_spikes, copy=True).fit(principal_space(features, params.n_dims, seed)).labels_
     return lab
 
 

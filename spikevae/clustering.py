@@ -24,14 +24,16 @@ from .store import groups
 UNSORTED = -1
 
 
-def reduce(features: np.ndarray, params: ClusterParams, seed: int = 0,
-           fit_idx: np.ndarray | None = None) -> np.ndarray:
-    """The clustering space of one electrode: its ``n_dims`` principal axes of the features,
-    all scaled by the first axis' SD (so their ratios are kept)."""
-    dims = min(params.n_dims, features.shape[1])
-    pca = PCA(dims, random_state=seed).fit(features if fit_idx is None else features[fit_idx])
-    z = pca.transform(features)
-    return z / (np.sqrt(pca.explained_variance_[0]) or 1.0)
+def principal_space(x: np.ndarray, n_dims: int, seed: int = 0, fit_idx: np.ndarray | None = None) -> np.ndarray:
+    """``x`` on its ``n_dims`` principal axes (fitted on ``fit_idx``), all scaled by the first
+    axis' SD so that their ratios are kept: the space units are clustered and split in."""
+    pca = PCA(min(n_dims, x.shape[1]), random_state=seed).fit(x if fit_idx is None else x[fit_idx])
+    return pca.transform(x) / (np.sqrt(pca.explained_variance_[0]) or 1.0)
+
+
+def posterior_overlap(p: np.ndarray, q: np.ndarray) -> float:
+    """Posterior mass two components share (Σ min(p, q)), as a share of the smaller one's."""
+    return float(np.minimum(p, q).sum() / max(min(p.sum(), q.sum()), 1e-12))
 
 
 def merge_overlapping(post: np.ndarray, max_overlap: float) -> np.ndarray:
@@ -41,11 +43,10 @@ def merge_overlapping(post: np.ndarray, max_overlap: float) -> np.ndarray:
     while True:
         ids = np.unique(group)
         p = np.stack([post[:, group == g].sum(axis=1) for g in ids], axis=1)
-        mass = p.sum(axis=0)
         best, pair = max_overlap, None
         for i in range(len(ids)):
             for j in range(i + 1, len(ids)):
-                overlap = np.minimum(p[:, i], p[:, j]).sum() / max(min(mass[i], mass[j]), 1e-12)
+                overlap = posterior_overlap(p[:, i], p[:, j])
                 if overlap > best:
                     best, pair = overlap, (ids[i], ids[j])
         if pair is None:
@@ -63,7 +64,7 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
         return labels, np.zeros((n, dims))
     rng = np.random.default_rng(seed)
     fit_idx = rng.choice(n, params.max_fit, replace=False) if n > params.max_fit else np.arange(n)
-    z = reduce(features, params, seed, fit_idx)
+    z = principal_space(features, params.n_dims, seed, fit_idx)
     best, best_bic = None, np.inf
     for k in range(1, min(params.max_units, len(fit_idx) // params.min_spikes) + 1):
         gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=1e-4,

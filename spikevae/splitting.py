@@ -20,10 +20,9 @@ Burst pieces split here are rejoined by curation, which runs next.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
-from .clustering import UNSORTED
+from .clustering import UNSORTED, posterior_overlap, principal_space
 from .parallel import map_electrodes
 from .params import SplitParams
 from .store import groups
@@ -34,15 +33,14 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np
     """Boolean mask of one of two groups in whitened waveforms ``x``, or None to keep them whole."""
     rng = np.random.default_rng(seed)
     fit = rng.choice(len(x), p.max_fit, replace=False) if len(x) > p.max_fit else np.arange(len(x))
-    pca = PCA(min(p.n_dims, x.shape[1]), random_state=seed).fit(x[fit])
-    z = pca.transform(x) / (np.sqrt(pca.explained_variance_[0]) or 1.0)
+    z = principal_space(x, p.n_dims, seed, fit)
     zf = z[fit]
     one = GaussianMixture(1, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(zf)
     two = GaussianMixture(2, covariance_type=p.covariance, reg_covar=1e-4, random_state=seed, n_init=2).fit(zf)
     if two.bic(zf) >= one.bic(zf):
         return None
     post = two.predict_proba(zf)
-    if np.minimum(post[:, 0], post[:, 1]).sum() > p.max_overlap * post.sum(axis=0).min():
+    if posterior_overlap(post[:, 0], post[:, 1]) > p.max_overlap:
         return None
     side = two.predict(z) == 1
     if min(side.sum(), (~side).sum()) < p.min_spikes:
