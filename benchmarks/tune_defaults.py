@@ -64,7 +64,8 @@ VARIANTS = {
 def hdbscan_electrode(features, params, seed=0):
     lab = np.full(len(features), -1)
     if len(features) >= params.min_spikes:
-        lab = HDBSCAN(min_cluster_size=params.min_spikes, copy=True).fit(principal_space(features, params.n_dims, seed)).labels_
+        space = principal_space(features, params.n_dims, seed)
+        lab = HDBSCAN(min_cluster_size=params.min_spikes, copy=True).fit(space).labels_
     return lab
 
 

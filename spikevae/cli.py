@@ -158,8 +158,8 @@ def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms
               help="Result folder [default: RECORDING.spikevae beside the input].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing result folder.")
 @click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]),
-              help="Feature space: the β-VAE, per-electrode PCA, a plain auto-encoder (β=0) or a plain VAE (β=1, C=0) "
-                   f"[default: {_SORT.features}].")
+              help="Feature space: the β-VAE, per-electrode PCA, a plain auto-encoder (β=0) or a plain VAE "
+                   f"(β=1, C=0) [default: {_SORT.features}].")
 @click.option("--pca-components", type=int,
               help=f"Components for --features pca [default: {_SORT.pca_components}].")
 @click.option("--model", type=click.Path(dir_okay=False), help="Embed with this saved model.pt instead of training.")

@@ -80,7 +80,8 @@ class SplitParams:
     max_units: int = 4                 # pieces one unit may end in
     max_fit: int = 2_000
     shrinkage: float = SHRINKAGE       # added to the noise covariance's eigenvalues, × their mean
-    covariance: str = "tied"           # of the two pieces (RESULTS.md, "Sub-sample alignment, and the split's shared covariance")
+    covariance: str = "tied"           # of the two pieces (RESULTS.md, "Sub-sample alignment, and the
+                                       # split's shared covariance")
     enabled: bool = True
 
 

@@ -112,7 +112,8 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
 
     ``path`` is a .nsX or .nev file, or a SpikeInterface ``BaseRecording`` (any format
     SpikeInterface reads, 30 kHz, each channel sorted on its own; ``out`` is then needed
-    unless SpikeInterface knows the recording's file). ``model`` is a saved ``model.pt`` to embed with instead of training a new one.
+    unless SpikeInterface knows the recording's file). ``model`` is a saved ``model.pt`` to
+    embed with instead of training a new one.
     """
     cfg = config or SortConfig()
     rep = reporter or Reporter(quiet=True)
