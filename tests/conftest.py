@@ -43,7 +43,7 @@ def band_noise(rng, n, band=(250, 7500), sd=1.0, n_samples=48):
     return x.reshape(n, n_samples), autocorr_from_sums(*noise_autocorr(x[None], np.full(1, sd), n_samples))[0]
 
 
-FAST = dataclasses.replace(VAEConfig(), steps=120, max_train=4000)
+FAST = dataclasses.replace(VAEConfig(), max_train=4000)  # the default steps, on fewer waveforms
 
 
 def fast_config(**kw):
