@@ -34,6 +34,7 @@ from spikevae.groundtruth import score
 from spikevae.model import VAEConfig
 from spikevae.reader import open_recording
 from spikevae.simulation import SETTINGS, SimulationConfig, simulate
+from spikevae.spikes import Spikes
 from spikevae.splitting import split_units
 from spikevae.train import encode, fit, pick_device
 from spikevae.whitening import noise_transforms, to_noise_units
@@ -137,7 +138,8 @@ def main():
                 ts = np.asarray(found.store.column("timestamp"))
                 amp = np.asarray(found.store.column("amplitude"))
                 noise = found.noise
-                autocorr = dict(enumerate(noise.autocorr))
+                spikes = Spikes(ts, el, amp, wf, rec.electrode_ids, found.noise, found.threshold_uv,
+                                [(s.start_tick, s.n_samples) for s in rec.segments])
                 if args.scale == "rms":
                     noise = dataclasses.replace(noise, noise_uv=np.array(
                         [np.sqrt(np.mean(wf[el == c] ** 2)) if (el == c).any() else 1.0
@@ -150,7 +152,7 @@ def main():
                         params = dataclasses.replace(ClusterParams(), min_spikes=ms, n_dims=args.n_dims,
                                                      merge_overlap=mo)
                         clustered = cluster_all(feats, el, params, fit_seed, method=args.cluster)
-                        split = {r: split_units(clustered, el, wf, amp, autocorr,
+                        split = {r: split_units(clustered, spikes,
                                                 SplitParams(min_amplitude_ratio=r, covariance=args.split_covariance,
                                                             enabled=r > 0), fit_seed)
                                  for r in {0, *args.split_ratios}}
@@ -158,8 +160,7 @@ def main():
                         for ratio, floor in [(0, None)] + combos:
                             curated = floor is not None
                             raw = split[ratio]
-                            unit = curate(raw, el, ts, amp, wf, found.threshold_uv, args.duration,
-                                          CurationParams(floor_ratio=floor)) if curated else raw
+                            unit = curate(raw, spikes, CurationParams(floor_ratio=floor)) if curated else raw
                             s = score(gt, ts, unit)
                             row = {"setting": setting, "seed": seed, "band_hz": list(args.band),
                                    "threshold": threshold, "variant": name, "curated": curated, "floor_ratio": floor,

@@ -24,6 +24,8 @@ truth (``benchmarks/RESULTS.md``):
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import stats
 
@@ -31,6 +33,9 @@ from .clustering import UNSORTED
 from .params import CurationParams
 from .reader import TICKS_PER_SECOND
 from .store import groups
+
+if TYPE_CHECKING:
+    from .spikes import Spikes
 
 
 def follow_fraction(t_big: np.ndarray, t_small: np.ndarray, duration_s: float,
@@ -100,19 +105,18 @@ def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarr
         labels[labels == best[2]] = best[1]
 
 
-def curate(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, waveforms, threshold_uv: np.ndarray,
-           duration_s: float, params: CurationParams) -> np.ndarray:
-    """Global unit ids after both steps, renumbered 0..k−1 in order (−1 = unsorted);
-    ``threshold_uv`` is the level each electrode's events crossed."""
+def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams) -> np.ndarray:
+    """Global unit ids after both steps, renumbered 0..k−1 in order (−1 = unsorted)."""
+    timestamps, amplitude, waveforms = spikes.timestamp, spikes.amplitude, spikes.waveform
     unit = np.asarray(unit).copy()
-    for ch, idx in groups(electrode).items():
+    for ch, idx in groups(spikes.electrode).items():
         lab = unit[idx]
         amp = np.abs(np.asarray(amplitude[idx]))
         if len(np.unique(lab[lab != UNSORTED])) > 1:
             lab = drop_echoes(lab, np.asarray(timestamps[idx]), amp, params)
         if len(np.unique(lab[lab != UNSORTED])) > 1:
-            lab = merge_bursts(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), duration_s, params)
-        floor = params.floor_ratio * threshold_uv[ch]
+            lab = merge_bursts(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), spikes.duration_s, params)
+        floor = params.floor_ratio * spikes.threshold_uv[ch]
         for c in np.unique(lab[lab != UNSORTED]):
             if np.median(amp[lab == c]) < floor:
                 lab[lab == c] = UNSORTED

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
@@ -9,6 +10,9 @@ from sklearn.metrics import silhouette_score
 
 from .reader import TICKS_PER_SECOND
 from .store import groups
+
+if TYPE_CHECKING:
+    from .spikes import Spikes
 
 ISI_LIMIT_MS = 1.5
 
@@ -37,10 +41,11 @@ class UnitTable:
                          sd=self.sd[kept].reshape(-1, self.sd.shape[1]), electrode_id=self.electrode_id[kept])
 
 
-def unit_table(unit: np.ndarray, electrode: np.ndarray, electrode_ids: np.ndarray, waveforms: np.ndarray,
-               timestamps: np.ndarray, amplitude: np.ndarray, noise_uv: np.ndarray, duration_s: float,
-               align: int) -> UnitTable:
+def unit_table(unit: np.ndarray, spikes: Spikes, align: int) -> UnitTable:
     """Per-unit counts, rate, amplitude, SNR (|mean at the trough| / noise SD) and ISI violations."""
+    electrode, electrode_ids, waveforms = spikes.electrode, spikes.electrode_ids, spikes.waveform
+    timestamps, amplitude, noise_uv, duration_s = (spikes.timestamp, spikes.amplitude, spikes.noise.noise_uv,
+                                                   spikes.duration_s)
     n_samples = waveforms.shape[1]
     rows, means, sds = [], [], []
     for u, members in groups(unit).items():  # units are numbered 0..k-1 without gaps

@@ -82,7 +82,7 @@ def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, space_
                 ) -> tuple[np.ndarray, UnitTable]:
     """Cluster every electrode in ``features``, split look-alikes, curate the units, label
     their quality (``noise`` left unsorted) and describe them."""
-    electrode, waveforms, amplitude, timestamps = spikes.electrode, spikes.waveform, spikes.amplitude, spikes.timestamp
+    electrode = spikes.electrode
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     workers = pool_size(cfg.workers, n_el)
     # the clustering space of every spike, for the units' isolation (20 bytes a spike)
@@ -92,14 +92,11 @@ def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, space_
                                  workers=workers)
     if cfg.split.enabled:
         with rep.bar("split", n_el, unit="electrode") as up:
-            unit = split_units(unit, electrode, waveforms, amplitude, spikes.autocorr, cfg.split, cfg.seed,
-                               progress=up, workers=workers)
-    unit = curate(unit, electrode, timestamps, amplitude, waveforms, spikes.threshold_uv, spikes.duration_s,
-                  cfg.curation)
-    table = unit_table(unit, electrode, spikes.electrode_ids, waveforms, timestamps, amplitude, spikes.noise.noise_uv,
-                       spikes.duration_s, cfg.detection.align_sample)
-    unit, kept, quality = qualify(unit, electrode, timestamps, amplitude, space, spikes.segments, table.rows,
-                                  cfg.quality)
+            unit = split_units(unit, spikes, cfg.split, cfg.seed, progress=up, workers=workers)
+    unit = curate(unit, spikes, cfg.curation)
+    table = unit_table(unit, spikes, cfg.detection.align_sample)
+    unit, kept, quality = qualify(unit, electrode, spikes.timestamp, spikes.amplitude, space, spikes.segments,
+                                  table.rows, cfg.quality)
     table = table.subset(kept)
     for row, q in zip(table.rows, quality):
         row.update(q)

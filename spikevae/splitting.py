@@ -19,6 +19,8 @@ Burst pieces split here are rejoined by curation, which runs next.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
@@ -27,6 +29,9 @@ from .parallel import map_electrodes
 from .params import SplitParams
 from .store import groups
 from .whitening import whitener
+
+if TYPE_CHECKING:
+    from .spikes import Spikes
 
 
 def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np.ndarray | None:
@@ -76,18 +81,19 @@ def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarra
     return piece
 
 
-def split_units(unit: np.ndarray, electrode: np.ndarray, waveforms, amplitude, autocorr: dict,
-                params: SplitParams, seed: int = 0, progress=None, workers: int = 1) -> np.ndarray:
-    """Unit ids after splitting (new units numbered after the existing ones; −1 stays);
-    ``autocorr`` maps a channel index to its noise autocorrelation (or None). Electrodes are
-    split on ``workers`` processes (the same labels for any number)."""
+def split_units(unit: np.ndarray, spikes: Spikes, params: SplitParams, seed: int = 0, progress=None,
+                workers: int = 1) -> np.ndarray:
+    """Unit ids after splitting (new units numbered after the existing ones; −1 stays), each
+    electrode whitened by its noise autocorrelation. Electrodes are split on ``workers``
+    processes (the same labels for any number)."""
+    waveforms, amplitude, autocorr = spikes.waveform, spikes.amplitude, spikes.autocorr
     unit = np.asarray(unit).copy()
     if not params.enabled:
         return unit
     if params.min_amplitude_ratio is None:
         raise ValueError("SplitParams.min_amplitude_ratio is unset: take default_split_ratio(band_hz)")
     next_id = unit.max(initial=-1) + 1
-    every = groups(electrode)
+    every = groups(spikes.electrode)
     # unsorted spikes are never split: only the sorted ones go to the workers
     by_electrode = [(ch, s) for ch, idx in every.items() if len(s := idx[unit[idx] != UNSORTED])]
     if progress is not None:

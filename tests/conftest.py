@@ -5,9 +5,10 @@ import pytest
 from scipy import signal
 
 import spikevae
-from spikevae.detection import autocorr_from_sums, noise_autocorr
+from spikevae.detection import NoiseEstimate, autocorr_from_sums, noise_autocorr
 from spikevae.model import VAEConfig
 from spikevae.simulation import SimulationConfig, simulate
+from spikevae.spikes import Spikes
 
 
 
@@ -41,6 +42,20 @@ def band_noise(rng, n, band=(250, 7500), sd=1.0, n_samples=48):
     x = signal.sosfiltfilt(sos, rng.standard_normal(n * n_samples + 2000))[1000:-1000]
     x /= x.std() / sd
     return x.reshape(n, n_samples), autocorr_from_sums(*noise_autocorr(x[None], np.full(1, sd), n_samples))[0]
+
+
+def as_spikes(waveform, electrode=None, amplitude=None, timestamp=None, autocorr=None, threshold_uv=None,
+               duration_s=20.0):
+    """A ``Spikes`` of synthetic waveforms (one electrode unless told), for the steps after detection."""
+    n = len(waveform)
+    electrode = np.zeros(n, int) if electrode is None else np.asarray(electrode)
+    n_el = int(electrode.max(initial=0)) + 1
+    noise = NoiseEstimate(noise_uv=np.ones(n_el), skipped={},
+                          autocorr=np.stack([autocorr[c] for c in range(n_el)]) if autocorr else None)
+    return Spikes(np.arange(n) if timestamp is None else timestamp, electrode,
+                  waveform[:, 16] if amplitude is None else amplitude, waveform, np.arange(1, n_el + 1), noise,
+                  np.ones(n_el) if threshold_uv is None else np.asarray(threshold_uv),
+                  [(0, int(duration_s * 30_000))])
 
 
 FAST = dataclasses.replace(VAEConfig(), max_train=4000)  # the default steps, on fewer waveforms

@@ -7,7 +7,7 @@ from spikevae.curation import CurationParams, curate, drop_echoes, follow_fracti
 from spikevae.groundtruth import score
 from spikevae.simulation import SimulationConfig, simulate
 
-from .conftest import fast_config
+from .conftest import as_spikes, fast_config
 
 RATE, DURATION = 10.0, 60.0
 
@@ -59,7 +59,7 @@ def test_units_at_the_threshold_are_left_unsorted_and_ids_renumbered():
     t = np.r_[poisson_ticks(rng, n / DURATION), poisson_ticks(rng, n / DURATION)]
     wf = np.zeros((2 * n, 48), np.float32)
     no_merge = dataclasses.replace(CurationParams(), min_shape_corr=2)
-    out = curate(unit, electrode, t, amplitude, wf, np.array([35.0, 35.0]), DURATION, no_merge)
+    out = curate(unit, as_spikes(wf, electrode, amplitude, t, threshold_uv=[35.0, 35.0], duration_s=DURATION), no_merge)
     # floor 1.25 × 35 = 43.75 µV: unit 0 (median ~37) goes; units 1 and 2 become 0 and 1
     np.testing.assert_array_equal(out, np.r_[np.full(n // 2, -1), np.zeros(n // 2, int), np.ones(n, int)])
     # a lone unit far above its threshold stays, however narrow its amplitude spread

@@ -10,7 +10,7 @@ from spikevae.filtering import BandpassFilter
 from spikevae.reader import open_recording
 from spikevae.splitting import split_units
 
-from .conftest import band_noise
+from .conftest import as_spikes, band_noise
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "sample16.ns6"
 N = 48
@@ -41,16 +41,16 @@ def test_two_lookalikes_in_one_unit_are_split_but_one_jittered_neuron_is_not(ban
     wf = np.concatenate([10 * _template() * rng.lognormal(0, 0.05, (big, 1)),
                          7.5 * _template(1.1) * rng.lognormal(0, 0.05, (small, 1))]) + noise
     truth = np.r_[np.zeros(big), np.ones(small)]
-    unit = split_units(np.zeros(len(wf), int), np.zeros(len(wf), int), wf, wf[:, 16], autocorr, params)
+    unit = split_units(np.zeros(len(wf), int), as_spikes(wf, autocorr=autocorr), params)
     assert len(np.unique(unit)) == 2
     assert max(np.mean(unit == truth), np.mean(unit != truth)) > 0.85
 
     # Trough alignment off by up to a sample either way: BIC alone cuts this neuron in three
     # pieces (289, 143 and 168 spikes with min_amplitude_ratio=1); their equal troughs keep it whole.
     one = np.stack([10 * _template(shift=s) for s in rng.uniform(-1, 1, big + small)]) + noise
-    kept = split_units(np.zeros(len(one), int), np.zeros(len(one), int), one, one[:, 16], autocorr, params)
+    kept = split_units(np.zeros(len(one), int), as_spikes(one, autocorr=autocorr), params)
     assert (kept == 0).all()
-    off = split_units(np.zeros(len(wf), int), np.zeros(len(wf), int), wf, wf[:, 16], autocorr,
+    off = split_units(np.zeros(len(wf), int), as_spikes(wf, autocorr=autocorr),
                       dataclasses.replace(params, enabled=False))
     assert (off == 0).all()
 
@@ -66,7 +66,7 @@ def test_a_small_lookalike_pair_is_split_with_the_pieces_sharing_a_covariance():
         wf = np.concatenate([6 * _template() * rng.lognormal(0, 0.05, (60, 1)),
                              8.5 * _template(1.1) * rng.lognormal(0, 0.05, (40, 1))]) + noise
         for cov in splits:
-            unit = split_units(np.zeros(100, int), np.zeros(100, int), wf, wf[:, 16], {0: ac},
+            unit = split_units(np.zeros(100, int), as_spikes(wf, autocorr={0: ac}),
                                dataclasses.replace(params, covariance=cov))
             splits[cov] += len(np.unique(unit)) == 2
     assert params.covariance == "tied"
@@ -88,7 +88,7 @@ def test_electrodes_split_on_two_processes_as_on_one_and_new_units_follow_the_ol
         electrode.append(np.full(600, ch))
     wf, electrode = np.concatenate(wf), np.concatenate(electrode)
     unit = electrode.copy()  # one unit per electrode, ids 0-2
-    one, two = (split_units(unit, electrode, wf, wf[:, 16], autocorr, params, workers=w) for w in (1, 2))
+    one, two = (split_units(unit, as_spikes(wf, electrode, autocorr=autocorr), params, workers=w) for w in (1, 2))
     np.testing.assert_array_equal(one, two)
     assert sorted(np.unique(two[electrode == 0])) == [0, 3]
     assert sorted(np.unique(two[electrode == 1])) == [1]
