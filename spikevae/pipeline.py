@@ -42,7 +42,6 @@ class Source:
 
     path: Path | None             # None: a recording object with no file SpikeInterface knows
     electrode_ids: np.ndarray
-    duration_s: float
     info: dict                    # the "input" section of run.json
     describe: str
     acquire: Callable             # (work folder, reporter) -> Detection
@@ -211,7 +210,7 @@ def open_source(path, cfg: SortConfig) -> Source:
                 "checksum": file_checksum(path), "file_spec": "nev",
                 "electrodes": ids, "segments": [{"start_tick": first, "n_samples": last - first + 1}],
                 "duration_s": (last - first + 1) / TICKS_PER_SECOND}
-        return Source(path, ids, info["duration_s"], info,
+        return Source(path, ids, info,
                       f"{path.name}: {len(spikes['timestamp'])} cut waveforms on {len(ids)} electrodes (.nev)",
                       lambda folder, rep: from_waveforms(spikes, ids, det, folder))
 
@@ -232,7 +231,7 @@ def _continuous_source(rec, path: Path | None, info: dict, cfg: SortConfig, desc
         with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
             return detect(filt, cfg.detection, folder, progress=up)
 
-    return Source(path, rec.electrode_ids, rec.duration_s, info, describe, acquire)
+    return Source(path, rec.electrode_ids, info, describe, acquire)
 
 
 def _versions() -> dict:
