@@ -12,15 +12,14 @@ Prints one line per lost unit and a summary per band and feature space; writes J
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
+from spikevae.config import SortConfig
 from spikevae.groundtruth import MATCH_TICKS, WELL_DETECTED, score
 
-from recordings import add_recording_options, bands, recordings, sort_spikes  # beside this script
+from harness import add_recording_options, bands, recordings, sort_spikes, write_json
 
 CAUSES = ("not detected", "left unsorted", "in another unit", "others' spikes in its unit")
 
@@ -61,19 +60,20 @@ def losses(gt, spikes: dict, min_snr: float) -> list[dict]:
 
 def main():
     ap = argparse.ArgumentParser()
-    add_recording_options(ap)
+    add_recording_options(ap, families=["spikevae"], seeds=[1, 2], electrodes=32, name="accuracy_losses")
     ap.add_argument("--features", nargs="+", choices=["vae", "pca"], default=["vae", "pca"])
     ap.add_argument("--min-snr", type=float, default=4.0)
-    ap.add_argument("--json", default="benchmarks/out/accuracy_losses.json")
     args = ap.parse_args()
     rows = []
-    for setting, seed, path, gt, work in recordings(args):
+    for case in recordings(args):
         for band in bands(args):
             for features in args.features:
-                for row in losses(gt, sort_spikes(path, band, features, work, args.device), args.min_snr):
-                    row = {"setting": setting, "seed": seed, "band_hz": list(band), "features": features, **row}
+                spikes = sort_spikes(case.path, SortConfig(band_hz=band, features=features, device=args.device),
+                                     case.work)
+                for row in losses(case.gt, spikes, args.min_snr):
+                    row = {**case.key, "band_hz": list(band), "features": features, **row}
                     rows.append(row)
-                    print(f"{setting:8s} seed {seed} {band[0]:g}-{band[1]:g} Hz {features:4s} unit {row['unit']:3d} "
+                    print(f"{case.family} {case.setting:8s} seed {case.seed} {band[0]:g}-{band[1]:g} Hz {features:4s} unit {row['unit']:3d} "
                           f"SNR {row['snr']:5.1f} accuracy {row['accuracy']:.2f} of {row['spikes']:5d}: "
                           + ", ".join(f"{c} {row[c]}" for c in CAUSES) + f" → {row['cause']}", flush=True)
     print(f"\nunits of SNR ≥ {args.min_snr:g} below accuracy {WELL_DETECTED}, by their largest loss:")
@@ -85,8 +85,7 @@ def main():
             n = Counter(r["cause"] for r in mine)
             print(f"| {band[0]:g}–{band[1]:g} | {features} | " + " | ".join(str(n[c]) for c in CAUSES)
                   + f" | {len(mine)} |")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rows, indent=1))
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

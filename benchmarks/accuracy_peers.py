@@ -13,23 +13,21 @@ spikeinterface.comparison). Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
+from spikevae.config import SortConfig
 from spikevae.groundtruth import score
 
-from peers import run_peer  # benchmarks/peers.py and recordings.py, beside this script
-from recordings import add_recording_options, bands, recordings, sort_spikes
+from harness import add_recording_options, bands, recordings, sort_spikes, variant, write_json
+from peers import run_peer
 
 
 def main():
     ap = argparse.ArgumentParser()
-    add_recording_options(ap)
+    add_recording_options(ap, families=["spikevae"], seeds=[1, 2], electrodes=32, name="accuracy_peers")
     ap.add_argument("--peers", nargs="*", default=["mountainsort5", "tridesclous2"])
     ap.add_argument("--sort-seeds", type=int, nargs="+", default=[0],
                     help="spikevae sorts each recording once per seed (network and mixture initialisation)")
-    ap.add_argument("--json", default="benchmarks/out/accuracy_peers.json")
     args = ap.parse_args()
     import spikeinterface.sorters as ss
 
@@ -37,33 +35,33 @@ def main():
     for p in set(args.peers) - set(peers):
         print(f"{p} is not installed and is left out (pip install -e \".[peers]\")", flush=True)
     rows = []
-    for setting, seed, path, gt, work in recordings(args):
+    for case in recordings(args):
         for band in bands(args):
             runs = {}
             for features in ("vae", "pca"):
                 for sort_seed in args.sort_seeds:
                     t0 = time.perf_counter()
-                    sp = sort_spikes(path, band, features, work, args.device, sort_seed)
+                    cfg = variant(SortConfig(band_hz=band, device=args.device), features, sort_seed)
+                    sp = sort_spikes(case.path, cfg, case.work)
                     runs[f"spikevae ({features})", sort_seed] = (sp["timestamp"], sp["unit"], time.perf_counter() - t0)
             for peer in peers:
                 t0 = time.perf_counter()
                 try:
-                    ts, un = run_peer(peer, path, band, work)
+                    ts, un = run_peer(peer, case.path, band, case.work)
                     runs[peer, None] = (ts, un, time.perf_counter() - t0)
                 except Exception as exc:  # a peer that fails is reported, not fatal
                     print(f"  {peer} failed: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
             for (name, sort_seed), (ts, un, sec) in runs.items():
-                s = score(gt, ts, un).summary(gt.unit_snr)
-                row = {"setting": setting, "seed": seed, "band_hz": list(band), "sorter": name,
+                s = score(case.gt, ts, un).summary(case.gt.unit_snr)
+                row = {**case.key, "band_hz": list(band), "sorter": name,
                        "sort_seed": sort_seed, "seconds": round(sec, 1), **s}
                 rows.append(row)
                 label = name if sort_seed is None else f"{name} s{sort_seed}"
-                print(f"{setting:8s} seed {seed} {band[0]:g}-{band[1]:g} Hz  {label:22s} "
+                print(f"{case.family} {case.setting:8s} seed {case.seed} {band[0]:g}-{band[1]:g} Hz  {label:22s} "
                       f"true={s['true_units']:3d} well={s['well_detected']:3d} acc={s['mean_accuracy']:.3f} "
                       f"prec={s['mean_precision']:.3f} rec={s['mean_recall']:.3f} "
                       f"fp_units={s['false_positive_units']:3d} {sec:6.1f}s", flush=True)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rows, indent=1))
+    write_json(args.json, rows)
     print("well detected over all runs:")
     for name in dict.fromkeys(r["sorter"] for r in rows):
         for sort_seed in dict.fromkeys(r["sort_seed"] for r in rows if r["sorter"] == name):

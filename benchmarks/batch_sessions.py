@@ -30,6 +30,8 @@ import spikevae
 from spikevae.groundtruth import GroundTruth, score
 from spikevae.simulation import SimulationConfig, simulate
 
+from harness import OUT, write_json
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -37,7 +39,7 @@ def main():
     ap.add_argument("--electrodes", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--drift", type=float, default=0.03)
-    ap.add_argument("--json", default="benchmarks/out/batch_sessions.json")
+    ap.add_argument("--json", type=Path, default=OUT / "batch_sessions.json")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     data = tmp / "data"
@@ -113,8 +115,7 @@ def main():
     }
     print(json.dumps(report, indent=1))
     shutil.rmtree(tmp, ignore_errors=True)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1))
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ knows what came before and after: the mean error over each segment's first and l
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -29,6 +28,8 @@ from spikevae.nsx_writer import write_nsx
 from spikevae.reader import TICKS_PER_SECOND, open_recording
 from spikevae.simulation import SimulationConfig, simulate
 
+from harness import OUT, write_json
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -38,7 +39,7 @@ def main():
     ap.add_argument("--order", type=int, default=4)
     ap.add_argument("--windows", type=int, default=20, help="1-s windows written as segments for the ends")
     ap.add_argument("--edge-ms", type=float, default=50.0)
-    ap.add_argument("--json", default="benchmarks/out/filter_speed.json")
+    ap.add_argument("--json", type=Path, default=OUT / "filter_speed.json")
     args = ap.parse_args()
     path = Path(tempfile.mkdtemp()) / "filter.ns6"
     simulate(path, SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, seed=11))
@@ -91,8 +92,7 @@ def main():
                   f"{args.edge_ms:g} ms; below 1 % of the RMS ({rms:.1f} µV) after "
                   f"{r['edge_settled_samples']} samples", flush=True)
         rows.append(row)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rows, indent=1))
+    write_json(args.json, rows)
     path.unlink()
     path.with_name("ends.ns6").unlink()
 

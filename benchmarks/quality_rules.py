@@ -1,14 +1,14 @@
 """Candidate noise rules of the quality label, scored on the tuning seed: each recording is
 sorted once with every noise limit off, each unit is scored against ground truth, and each
 rule is applied to the units' metrics (units.csv), so that rules are compared on the same
-units. Prints false-positive units / kept units and well-detected units per rule.
+units. Prints false-positive units / kept units and well-detected units per rule, and
+writes every unit's metrics and scores to --json for trying further rules.
 
     python benchmarks/quality_rules.py --families spikeinterface spikevae --seeds 101
 """
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from spikevae.groundtruth import (CHANCE_SCORE, WELL_DETECTED, GroundTruth, grou
                                   pair_units)
 from spikevae.quality import QualityParams
 
-from heldout import FAMILIES, recording
+from harness import add_recording_options, bands, recordings, write_json
 
 OFF = QualityParams(noise_l_ratio=np.inf, noise_presence=0.0, noise_rate_hz=np.inf, noise_weak_snr=0.0)
 BASE = "l_ratio > 1 or presence < 0.7 or (cutoff >= 0.5 and rate > 30)"
@@ -62,26 +62,23 @@ def scored_units(path: Path, band: tuple[float, float], work: Path) -> list[dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[101])
-    ap.add_argument("--electrodes", type=int, default=96)
-    ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--cache", type=Path, default=Path(__file__).parent / "out" / "recordings")
+    add_recording_options(ap, name="quality_rules")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        for family in args.families:
-            for band in ((250.0, 750.0), (250.0, 7500.0)):
-                units = [u for setting in ("standard", "hard") for seed in args.seeds
-                         for u in scored_units(recording(family, setting, seed, args.electrodes, args.duration,
-                                                         args.cache), band, Path(tmp))]
-                kept0 = [u for u in units if not base_noise(u)]
-                print(f"{family} {band[0]:g}-{band[1]:g} Hz, seeds {args.seeds}, base rule: {BASE}")
-                for name, rule in RULES.items():
-                    kept = [u for u in kept0 if not rule(u)]
-                    fp = sum(u["best"] < CHANCE_SCORE for u in kept)
-                    well = sum(u["accuracy"] >= WELL_DETECTED for u in kept)
-                    print(f"  {name:40s} false-positive {fp:3d} of {len(kept):4d} "
-                          f"({100 * fp / max(len(kept), 1):4.1f} %), well detected {well}")
+    units = {}
+    for case in recordings(args):
+        for band in bands(args):
+            for u in scored_units(case.path, band, case.work):
+                units.setdefault((case.family, band), []).append({**case.key, "band_hz": list(band), **u})
+    for (family, band), rows in units.items():
+        kept0 = [u for u in rows if not base_noise(u)]
+        print(f"{family} {band[0]:g}-{band[1]:g} Hz, seeds {args.seeds}, base rule: {BASE}")
+        for name, rule in RULES.items():
+            kept = [u for u in kept0 if not rule(u)]
+            fp = sum(u["best"] < CHANCE_SCORE for u in kept)
+            well = sum(u["accuracy"] >= WELL_DETECTED for u in kept)
+            print(f"  {name:40s} false-positive {fp:3d} of {len(kept):4d} "
+                  f"({100 * fp / max(len(kept), 1):4.1f} %), well detected {well}")
+    write_json(args.json, [u for rows in units.values() for u in rows])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import psutil
 from spikevae.reader import open_recording
 from spikevae.simulation import SimulationConfig, simulate
 
+from harness import OUT, write_json
+
 
 def _tree_rss(proc: psutil.Process) -> int:
     """Bytes resident in a process and all its descendants (workers that end meanwhile count 0)."""
@@ -73,7 +75,7 @@ def main():
                     help="durations at which the peer is timed as well")
     ap.add_argument("--device", nargs="+", choices=["cpu", "cuda"], default=["cpu"],
                     help="sort the same file once on each (training and encoding run there)")
-    ap.add_argument("--json", default="benchmarks/out/speed_memory.json")
+    ap.add_argument("--json", type=Path, default=OUT / "speed_memory.json")
     args = ap.parse_args()
     here = Path(__file__).parent
     rows = []
@@ -115,8 +117,7 @@ def main():
         rows.append(row)
         print(json.dumps(row, indent=1), flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rows, indent=1))
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":
