@@ -73,7 +73,8 @@ def main():
                 for row in losses(case.gt, spikes, args.min_snr):
                     row = {**case.key, "band_hz": list(band), "features": features, **row}
                     rows.append(row)
-                    print(f"{case.family} {case.setting:8s} seed {case.seed} {band[0]:g}-{band[1]:g} Hz {features:4s} unit {row['unit']:3d} "
+                    print(f"{case.family} {case.setting:8s} seed {case.seed} {band[0]:g}-{band[1]:g} Hz {features:4s} "
+                          f"unit {row['unit']:3d} "
                           f"SNR {row['snr']:5.1f} accuracy {row['accuracy']:.2f} of {row['spikes']:5d}: "
                           + ", ".join(f"{c} {row[c]}" for c in CAUSES) + f" → {row['cause']}", flush=True)
     print(f"\nunits of SNR ≥ {args.min_snr:g} below accuracy {WELL_DETECTED}, by their largest loss:")

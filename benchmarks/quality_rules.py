@@ -21,21 +21,37 @@ from spikevae.quality import QualityParams
 
 from harness import add_recording_options, bands, recordings, write_json
 
-OFF = QualityParams(noise_l_ratio=np.inf, noise_presence=0.0, noise_rate_hz=np.inf, noise_weak_snr=0.0)
-BASE = "l_ratio > 1 or presence < 0.7 or (cutoff >= 0.5 and rate > 30)"
+OFF = QualityParams(noise_l_ratio=np.inf, noise_presence=0.0, noise_rate_hz=np.inf, noise_weak_snr=0.0,
+                    noise_faint_snr=0.0, noise_mixed_snr=0.0)
+BASE = "l_ratio > 1 or presence < 0.7 or (cutoff >= 0.5 and rate > 30) or (snr < 5 and l_ratio > 0.2)"
+
+
+def mixed(snr: float, violations: int, ratio: float):
+    """Several cells near the threshold: refractory violations one neuron does not have."""
+    return lambda u: u["snr"] < snr and u["isi_violations"] >= violations and u["isi_violations_ratio"] > ratio
+
+
+def faint(snr: float, l_ratio: float, min_spikes: int = 100):
+    return lambda u: u["snr"] < snr and u["l_ratio"] > l_ratio and u["n_spikes"] >= min_spikes
+
+
+MIXED = mixed(6, 3, 0.05)
 RULES = {  # each on top of BASE
     "base": lambda u: False,
-    "snr < 5 and l_ratio > 0.2 (default)": lambda u: u["snr"] < 5 and u["l_ratio"] > 0.2,
-    "snr < 5 and l_ratio > 0.3": lambda u: u["snr"] < 5 and u["l_ratio"] > 0.3,
-    "snr < 6 and l_ratio > 0.1": lambda u: u["snr"] < 6 and u["l_ratio"] > 0.1,
+    "mixed: snr < 6, >= 3 violations, ratio > 0.05": MIXED,  # with the first faint rule: the default
+    "mixed: snr < 6, >= 1 violation, ratio > 0.05": mixed(6, 1, 0.05),
+    "mixed: snr < 6, >= 3 violations, ratio > 0.1": mixed(6, 3, 0.1),
+    "mixed: snr < 7, >= 3 violations, ratio > 0.05": mixed(7, 3, 0.05),
+    "mixed: snr < 5.5, >= 3 violations, ratio > 0.05": mixed(5.5, 3, 0.05),
+    **{f"mixed + faint: snr < {s:g}, l_ratio > {lr:g}, >= {n} spikes": (lambda f: lambda u: MIXED(u) or f(u))(
+        faint(s, lr, n)) for s, lr, n in ((7, 0.5, 100), (7, 0.5, 0), (6, 0.5, 100), (8, 0.5, 100), (7, 0.4, 100))},
     "snr < 5.5": lambda u: u["snr"] < 5.5,
-    "l_ratio > 0.3": lambda u: u["l_ratio"] > 0.3,
 }
 
 
 def base_noise(u: dict) -> bool:
     return (u["l_ratio"] > 1 or u["presence_ratio"] < 0.7
-            or (u["amplitude_cutoff"] >= 0.5 and u["firing_rate_hz"] > 30))
+            or (u["amplitude_cutoff"] >= 0.5 and u["firing_rate_hz"] > 30) or (u["snr"] < 5 and u["l_ratio"] > 0.2))
 
 
 def scored_units(path: Path, band: tuple[float, float], work: Path) -> list[dict]:
@@ -76,7 +92,7 @@ def main() -> None:
             kept = [u for u in kept0 if not rule(u)]
             fp = sum(u["best"] < CHANCE_SCORE for u in kept)
             well = sum(u["accuracy"] >= WELL_DETECTED for u in kept)
-            print(f"  {name:40s} false-positive {fp:3d} of {len(kept):4d} "
+            print(f"  {name:50s} false-positive {fp:3d} of {len(kept):4d} "
                   f"({100 * fp / max(len(kept), 1):4.1f} %), well detected {well}")
     write_json(args.json, [u for rows in units.values() for u in rows])
 

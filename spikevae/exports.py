@@ -247,6 +247,8 @@ def _nwb(result: Path, res: dict, path: Path, meta: dict) -> None:
                       resolution=1 / TICKS_PER_SECOND)
     columns = {"snr": "peak of the mean waveform / noise SD",
                "isi_violation_fraction": "share of inter-spike intervals under 1.5 ms",
+               "isi_violations": "inter-spike intervals under 1.5 ms",
+               "isi_violations_ratio": "SpikeInterface's ISI violations ratio: 0 for one neuron, 0.5 for random firing",
                "firing_rate_hz": "spikes per second of recording",
                "amplitude_uv": "median absolute trough amplitude (µV)",
                "l_ratio": "L-ratio in the electrode's clustering space",

@@ -25,6 +25,21 @@ def isi_violation_fraction(timestamps: np.ndarray, limit_ms: float = ISI_LIMIT_M
     return float((isi < limit_ms * TICKS_PER_SECOND / 1000).mean())
 
 
+def isi_violations_ratio(timestamps: np.ndarray, duration_s: float, dead_time_ms: float,
+                         limit_ms: float = ISI_LIMIT_MS) -> tuple[int, float]:
+    """Refractory violations (intervals under ``limit_ms``) and SpikeInterface's
+    ``isi_violations_ratio`` of them (Hill, Mehta & Kleinfeld 2011): their number over twice
+    what a Poisson train at the unit's rate would have, so 0 for one neuron and about 0.5 for
+    cells firing at random. The window opens at the detector's dead time, below which no two
+    events can lie."""
+    n = len(timestamps)
+    window_s = (limit_ms - dead_time_ms) / 1000
+    if n < 2 or window_s <= 0:
+        return 0, 0.0
+    violations = int((np.diff(np.sort(timestamps)) < limit_ms * TICKS_PER_SECOND / 1000).sum())
+    return violations, violations / (2 * n * n * window_s / duration_s)
+
+
 @dataclass
 class UnitTable:
     """One row per unit (the columns of units.csv) with its mean and SD waveform."""
@@ -41,8 +56,9 @@ class UnitTable:
                          sd=self.sd[kept].reshape(-1, self.sd.shape[1]), electrode_id=self.electrode_id[kept])
 
 
-def unit_table(unit: np.ndarray, spikes: Spikes, align: int) -> UnitTable:
-    """Per-unit counts, rate, amplitude, SNR (|mean at the trough| / noise SD) and ISI violations."""
+def unit_table(unit: np.ndarray, spikes: Spikes, align: int, dead_time_ms: float) -> UnitTable:
+    """Per-unit counts, rate, amplitude, SNR (|mean at the trough| / noise SD) and ISI
+    violations (``dead_time_ms``: the detector's)."""
     electrode, electrode_ids, waveforms = spikes.electrode, spikes.electrode_ids, spikes.waveform
     timestamps, amplitude, noise_uv, duration_s = (spikes.timestamp, spikes.amplitude, spikes.noise.noise_uv,
                                                    spikes.duration_s)
@@ -52,11 +68,14 @@ def unit_table(unit: np.ndarray, spikes: Spikes, align: int) -> UnitTable:
         w = np.asarray(waveforms[members], dtype=np.float64)
         mean = w.mean(axis=0)
         ch = int(electrode[members[0]])
+        ts = np.asarray(timestamps[members])
+        violations, ratio = isi_violations_ratio(ts, duration_s, dead_time_ms)
         rows.append({"unit": u, "electrode_id": int(electrode_ids[ch]), "n_spikes": len(members),
                      "firing_rate_hz": len(members) / duration_s,
                      "amplitude_uv": float(np.median(np.abs(amplitude[members]))),
                      "snr": abs(float(mean[align])) / float(noise_uv[ch]),
-                     "isi_violation_fraction": isi_violation_fraction(np.asarray(timestamps[members]))})
+                     "isi_violation_fraction": isi_violation_fraction(ts),
+                     "isi_violations": violations, "isi_violations_ratio": ratio})
         means.append(mean)
         sds.append(w.std(axis=0))
     return UnitTable(rows=rows, mean=np.array(means).reshape(-1, n_samples),

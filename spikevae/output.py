@@ -4,7 +4,8 @@ Contents (all readable without spikevae):
 - ``spikes.npz``: timestamp (int64 30 kHz ticks of the file clock), time_s, electrode_id,
   unit (global id, −1 = unsorted), amplitude_uv, latent (n × d);
 - ``units.csv``: unit, electrode_id, n_spikes, firing_rate_hz, amplitude_uv, snr,
-  isi_violation_fraction, l_ratio, presence_ratio, amplitude_cutoff, quality (good or mua;
+  isi_violation_fraction, isi_violations, isi_violations_ratio, l_ratio, presence_ratio,
+  amplitude_cutoff, quality (good or mua;
   ``quality.py``);
 - ``waveforms.npz``: unit, electrode_id, mean and sd (units × samples, µV);
 - ``model.pt`` (the β-VAE) and ``run.json`` (configuration, versions, input, timings, counts).
@@ -27,7 +28,9 @@ from filelock import FileLock, Timeout
 from .errors import SpikevaeError
 
 UNIT_COLUMNS = ("unit", "electrode_id", "n_spikes", "firing_rate_hz", "amplitude_uv", "snr",
-                "isi_violation_fraction", "l_ratio", "presence_ratio", "amplitude_cutoff", "quality")
+                "isi_violation_fraction", "isi_violations", "isi_violations_ratio", "l_ratio", "presence_ratio",
+                "amplitude_cutoff", "quality")
+INT_COLUMNS = ("unit", "electrode_id", "n_spikes", "isi_violations")
 COMPLETE_FILES = ("spikes.npz", "spike_waveforms.npy", "units.csv", "waveforms.npz", "run.json")
 RUN_KEYS = ("config", "input", "noise_uv", "threshold_uv", "counts", "versions")
 
@@ -184,7 +187,7 @@ def load_result(folder) -> dict:
             waveforms = {k: f[k] for k in f.files}
         name = "units.csv"
         with open(folder / name, newline="") as f:
-            units = [{k: int(v) if k in ("unit", "electrode_id", "n_spikes") else v if k == "quality" else float(v)
+            units = [{k: int(v) if k in INT_COLUMNS else v if k == "quality" else float(v)
                       for k, v in r.items()} for r in csv.DictReader(f)]
         name = "run.json"
         with open(folder / name) as f:

@@ -7,7 +7,7 @@ joblib's loky pool, which is reused from clustering to split (and from one sort 
 in one Python process), so its workers start and import spikevae once. Each task runs on
 one BLAS/OpenMP thread: on matrices of at most 2000 × a few columns the threads cost more
 in synchronisation than they gain (clustering took twice as long on two threads as on one,
-benchmarks/RESULTS.md). Results are the same for any number of workers.
+benchmarks/ARCHIVE.md, "Speed and memory"). Results are the same for any number of workers.
 
 The pool's start (about 2 s: each worker imports scikit-learn) costs what clustering and
 split of some 30 electrodes take on one core, so by default a recording of fewer than

@@ -67,7 +67,7 @@ class ClusterParams:
 def default_split_ratio(band_hz) -> float:
     """Least ratio of the two pieces' median troughs for the band: a narrow band leaves too
     little shape to split look-alikes of near-equal trough, a wide one with sub-sample
-    alignment does (RESULTS.md, "Look-alike split" and "Sub-sample alignment")."""
+    alignment does (RESULTS.md, "Look-alike split")."""
     return 1.2 if band_hz[1] <= 1000 else 1.05
 
 
@@ -80,8 +80,7 @@ class SplitParams:
     max_units: int = 4                 # pieces one unit may end in
     max_fit: int = 2_000
     shrinkage: float = SHRINKAGE       # added to the noise covariance's eigenvalues, × their mean
-    covariance: str = "tied"           # of the two pieces (RESULTS.md, "Sub-sample alignment, and the
-                                       # split's shared covariance")
+    covariance: str = "tied"           # of the two pieces (RESULTS.md, "Look-alike split")
     enabled: bool = True
 
 
@@ -106,8 +105,14 @@ class QualityParams:
     noise_presence: float = 0.7      # below: noise
     noise_amplitude_cutoff: float = 0.5  # at or above, together with a rate above
     noise_rate_hz: float = 30.0          # noise_rate_hz: noise (hash)
-    noise_weak_snr: float = 5.0          # below, together with an L-ratio above
-    noise_weak_l_ratio: float = 0.2      # noise_weak_l_ratio: noise (weak and not isolated)
+    noise_faint_snr: float = 7.0         # below, together with an L-ratio above
+    noise_faint_l_ratio: float = 0.5     # noise_faint_l_ratio and at least noise_faint_min_spikes
+    noise_faint_min_spikes: int = 100    # (a few members make any cluster's L-ratio large): noise; below
+    noise_weak_snr: float = 5.0          # noise_weak_snr, one above noise_weak_l_ratio: the
+    noise_weak_l_ratio: float = 0.2      # weaker a unit, the better isolated it must be
+    noise_mixed_snr: float = 6.0         # below, with at least noise_mixed_violations refractory
+    noise_mixed_violations: int = 3      # violations and an isi_violations_ratio above
+    noise_mixed_ratio: float = 0.05      # noise_mixed_ratio: noise (several cells near the threshold)
     max_l_ratio: float = 0.1         # a good unit stays within every limit below
     min_presence: float = 0.9
     max_amplitude_cutoff: float = 0.2

@@ -93,7 +93,7 @@ def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, space_
         with rep.bar("split", n_el, unit="electrode") as up:
             unit = split_units(unit, spikes, cfg.split, cfg.seed, progress=up, workers=workers)
     unit = curate(unit, spikes, cfg.curation)
-    table = unit_table(unit, spikes, cfg.detection.align_sample)
+    table = unit_table(unit, spikes, cfg.detection.align_sample, cfg.detection.dead_time_ms)
     unit, kept, quality = qualify(unit, electrode, spikes.timestamp, spikes.amplitude, space, spikes.segments,
                                   table.rows, cfg.quality)
     table = table.subset(kept)

@@ -8,12 +8,16 @@ Institute's ecephys pipeline), each on the unit's own electrode:
 - ``presence_ratio``: share of equal bins of recorded time (pauses left out) in which it fires;
 - ``amplitude_cutoff``: share of its spikes estimated lost below the threshold, from the
   missing lower tail of its amplitude histogram;
-- ``isi_violation_fraction``: share of its intervals under 1.5 ms.
+- ``isi_violation_fraction``: share of its intervals under 1.5 ms;
+- ``isi_violations_ratio``: SpikeInterface's ratio of those violations to a Poisson train's at
+  its rate (0 for one neuron, 0.5 for cells firing at random).
 
 The rule: ``noise`` when the cluster is not isolated from the electrode's other spikes, fires
 in only part of the recording, is a fast cluster cut in half by the threshold (distant cells'
-hash: no neuron fires that fast with half its spikes below the noise floor), or is both weak
-and poorly isolated; these are the clusters that match no neuron on ground truth;
+hash: no neuron fires that fast with half its spikes below the noise floor), is weak and
+poorly isolated (the weaker, the better isolated it must be), or sits near the threshold
+with refractory violations that one neuron does not have (hash of several cells, which hand
+sorters leave unsorted); these are the clusters that match no neuron on ground truth;
 ``good`` when it passes every limit of ``QualityParams``; ``mua`` otherwise. ``sort`` leaves
 ``noise`` units unsorted. Limits and their figures: benchmarks/RESULTS.md, "Quality labels".
 """
@@ -63,8 +67,13 @@ def label(m: dict, params: QualityParams) -> str:
     """``good``, ``mua`` or ``noise`` for one unit's metrics."""
     hash_ = (m["amplitude_cutoff"] >= params.noise_amplitude_cutoff
              and m["firing_rate_hz"] > params.noise_rate_hz)
-    weak = m["snr"] < params.noise_weak_snr and m["l_ratio"] > params.noise_weak_l_ratio
-    if m["l_ratio"] > params.noise_l_ratio or m["presence_ratio"] < params.noise_presence or hash_ or weak:
+    weak = ((m["snr"] < params.noise_weak_snr and m["l_ratio"] > params.noise_weak_l_ratio)
+            or (m["snr"] < params.noise_faint_snr and m["l_ratio"] > params.noise_faint_l_ratio
+                and m["n_spikes"] >= params.noise_faint_min_spikes))
+    mixed = (m["snr"] < params.noise_mixed_snr and m["isi_violations"] >= params.noise_mixed_violations
+             and m["isi_violations_ratio"] > params.noise_mixed_ratio)
+    if (m["l_ratio"] > params.noise_l_ratio or m["presence_ratio"] < params.noise_presence or hash_ or weak
+            or mixed):
         return "noise"
     good = (m["l_ratio"] <= params.max_l_ratio and m["presence_ratio"] >= params.min_presence
             and m["amplitude_cutoff"] <= params.max_amplitude_cutoff

@@ -3,7 +3,8 @@ import numpy as np
 
 import spikevae
 from spikevae.groundtruth import match_counts
-from spikevae.metrics import l_ratio
+from spikevae.metrics import isi_violations_ratio, l_ratio
+from spikevae.reader import TICKS_PER_SECOND
 from spikevae.quality import QualityParams, amplitude_cutoff, label, presence_ratio, qualify
 
 
@@ -33,7 +34,7 @@ def test_l_ratio_separates_an_isolated_cluster_from_one_inside_the_other_spikes(
 def test_label_rule():
     p = QualityParams()
     m = {"l_ratio": 0.01, "presence_ratio": 1.0, "amplitude_cutoff": 0.05, "isi_violation_fraction": 0.0,
-         "firing_rate_hz": 12.0, "snr": 8.0}
+         "isi_violations": 0, "isi_violations_ratio": 0.0, "firing_rate_hz": 12.0, "snr": 8.0, "n_spikes": 720}
     assert label(m, p) == "good"
     assert label({**m, "amplitude_cutoff": 0.3}, p) == "mua"
     assert label({**m, "isi_violation_fraction": 0.05}, p) == "mua"
@@ -44,7 +45,26 @@ def test_label_rule():
     assert label({**m, "amplitude_cutoff": 0.3, "firing_rate_hz": 60.0}, p) == "mua"
     assert label({**m, "snr": 4.0, "l_ratio": 0.5}, p) == "noise"                  # weak and not isolated
     assert label({**m, "snr": 4.0}, p) == "good"                                   # weak but isolated
+    assert label({**m, "snr": 6.0, "l_ratio": 0.6, "n_spikes": 500}, p) == "noise"  # faint and not isolated
+    assert label({**m, "snr": 6.0, "l_ratio": 0.6, "n_spikes": 50}, p) == "mua"    # too few to tell
+    assert label({**m, "snr": 6.0, "l_ratio": 0.3}, p) == "mua"
     assert label({**m, "l_ratio": 0.5}, p) == "mua"
+    mixed = {**m, "snr": 5.5, "isi_violations": 4, "isi_violations_ratio": 0.2}
+    assert label(mixed, p) == "noise"                                              # several cells at the threshold
+    assert label({**mixed, "isi_violations": 2}, p) == "good"                      # too few to tell
+    assert label({**mixed, "snr": 7.0}, p) == "good"                               # large enough to be one cell
+    assert label({**mixed, "isi_violations_ratio": 0.02}, p) == "good"
+
+
+def test_isi_violations_ratio_is_a_half_for_random_trains_and_zero_for_a_neuron():
+    rng = np.random.default_rng(4)
+    rate = 40.0
+    dead = int(0.001 * TICKS_PER_SECOND)       # the detector's 1 ms dead time
+    poisson = np.cumsum(dead + rng.exponential(TICKS_PER_SECOND / rate, 20_000)).astype(np.int64)
+    violations, ratio = isi_violations_ratio(poisson, poisson[-1] / TICKS_PER_SECOND, dead_time_ms=1.0)
+    assert violations > 100 and 0.4 < ratio < 0.6   # SpikeInterface's scale: both sides of each spike count
+    neuron = poisson + np.arange(len(poisson)) * dead   # the same train with a 2 ms refractory period
+    assert isi_violations_ratio(neuron, neuron[-1] / TICKS_PER_SECOND, dead_time_ms=1.0) == (0, 0.0)
 
 
 def test_qualify_leaves_noise_unsorted_and_renumbers():
@@ -56,7 +76,8 @@ def test_qualify_leaves_noise_unsorted_and_renumbers():
     unit[n:n + n // 4] = 2                     # electrode 1: a cluster amid 3× as many unsorted alike spikes
     ts = rng.permutation(np.arange(0, 600_000, 750))  # 25 ms apart: no refractory violations
     amp = rng.normal(100, 10, 2 * n)
-    described = [{"snr": 10.0, "firing_rate_hz": 5.0, "isi_violation_fraction": 0.0}] * 3
+    described = [{"snr": 10.0, "firing_rate_hz": 5.0, "n_spikes": 200, "isi_violation_fraction": 0.0,
+                  "isi_violations": 0, "isi_violations_ratio": 0.0}] * 3
     new, kept, rows = qualify(unit, electrode, ts, amp, space, [(0, 600_000)], described, QualityParams())
     assert kept == [0, 1] and [r["quality"] for r in rows] == ["good", "good"]  # the cluster amid the others: noise
     assert set(new[:n]) == {0, 1} and set(new[n:]) == {-1}
