@@ -21,11 +21,18 @@ import shutil
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from filelock import FileLock, Timeout
 
 from .errors import SpikevaeError
+from .reader import TICKS_PER_SECOND
+
+if TYPE_CHECKING:
+    from .metrics import UnitTable
+    from .spikes import Spikes
+    from .store import SpikeStore
 
 UNIT_COLUMNS = ("unit", "electrode_id", "n_spikes", "firing_rate_hz", "amplitude_uv", "snr",
                 "isi_violation_fraction", "isi_violations", "isi_violations_ratio", "l_ratio", "presence_ratio",
@@ -149,6 +156,27 @@ def write_units_csv(path: Path, rows: list[dict]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def write_result(folder: Path, spikes: Spikes, unit: np.ndarray, latent, table: UnitTable, align_sample: int,
+                 scratch: SpikeStore) -> None:
+    """A sort's spikes.npz, spike_waveforms.npy, waveforms.npz and units.csv in ``folder``
+    (``load_result`` reads them back; run.json and model.pt are the caller's). The per-spike
+    columns stream from disk: electrode ids and times are built in ``scratch`` a block at a time."""
+    n = spikes.n
+    electrode_id = scratch.create("electrode_id", np.int32)
+    time_s = scratch.create("time_s", np.float64)
+    for i in range(0, n, 1 << 20):
+        sl = slice(i, i + (1 << 20))
+        electrode_id[sl] = spikes.electrode_ids[np.asarray(spikes.electrode[sl])]
+        time_s[sl] = spikes.timestamp[sl] / TICKS_PER_SECOND
+    save_npz(folder / "spikes.npz", timestamp=spikes.timestamp, time_s=time_s, electrode_id=electrode_id,
+             unit=unit, amplitude_uv=spikes.amplitude, latent=latent)
+    with open(folder / "spike_waveforms.npy", "wb") as f:
+        save_npy(f, spikes.waveform)
+    np.savez(folder / "waveforms.npz", unit=np.arange(len(table.rows)), electrode_id=table.electrode_id,
+             mean=table.mean, sd=table.sd, align_sample=align_sample)
+    write_units_csv(folder / "units.csv", table.rows)
 
 
 def write_json(path: Path, obj: dict) -> None:

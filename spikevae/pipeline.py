@@ -24,8 +24,7 @@ from .features import make_features
 from .filtering import BandpassFilter
 from .metrics import UnitTable, unit_table
 from .nev import read_nev_spikes
-from .output import (check_free_space, default_out, save_npy, save_npz, staged_folder, write_json,
-                     write_units_csv)
+from .output import check_free_space, default_out, staged_folder, write_json, write_result
 from .parallel import pool_size
 from .progress import Reporter
 from .quality import qualify
@@ -140,7 +139,6 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         elif not extractor.trained and cfg.features != "pca" and n < MIN_TRAIN_SPIKES:
             raise SpikevaeError(f"{source.info['name']}: only {n} spikes detected, too few to train the β-VAE "
                                 f"(need {MIN_TRAIN_SPIKES}); record longer or pass --model")
-        waveforms, timestamps, amplitude = spikes.waveform, spikes.timestamp, spikes.amplitude
         # the features and electrode ids in the work folder, then spikes.npz and spike_waveforms.npy
         check_free_space(out.parent, n * (2 * 4 * extractor.dim + 44 + 4 * det.n_samples) + (1 << 20))
 
@@ -151,19 +149,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        electrode_id = store.create("electrode_id", np.int32)
-        time_s = store.create("time_s", np.float64)
-        for i in range(0, n, 1 << 20):
-            sl = slice(i, i + (1 << 20))
-            electrode_id[sl] = electrode_ids[np.asarray(spikes.electrode[sl])]
-            time_s[sl] = timestamps[sl] / TICKS_PER_SECOND
-        save_npz(tmp / "spikes.npz", timestamp=timestamps, time_s=time_s, electrode_id=electrode_id,
-                 unit=unit, amplitude_uv=amplitude, latent=features)
-        with open(tmp / "spike_waveforms.npy", "wb") as f:
-            save_npy(f, waveforms)
-        np.savez(tmp / "waveforms.npz", unit=np.arange(len(table.rows)), electrode_id=table.electrode_id,
-                 mean=table.mean, sd=table.sd, align_sample=det.align_sample)
-        write_units_csv(tmp / "units.csv", table.rows)
+        write_result(tmp, spikes, unit, features, table, det.align_sample, store)
         if cfg.features != "pca" and extractor.trained:
             extractor.model.trained_on = extractor.model.trained_on or cfg.waveform_settings()
             extractor.model.save(tmp / "model.pt")
