@@ -17,27 +17,21 @@ if TYPE_CHECKING:
 ISI_LIMIT_MS = 1.5
 
 
-def isi_violation_fraction(timestamps: np.ndarray, limit_ms: float = ISI_LIMIT_MS) -> float:
-    """Share of inter-spike intervals shorter than ``limit_ms`` (refractory violations)."""
-    if len(timestamps) < 2:
-        return 0.0
-    isi = np.diff(np.sort(timestamps))
-    return float((isi < limit_ms * TICKS_PER_SECOND / 1000).mean())
-
-
-def isi_violations_ratio(timestamps: np.ndarray, duration_s: float, dead_time_ms: float,
-                         limit_ms: float = ISI_LIMIT_MS) -> tuple[int, float]:
-    """Refractory violations (intervals under ``limit_ms``) and SpikeInterface's
-    ``isi_violations_ratio`` of them (Hill, Mehta & Kleinfeld 2011): their number over twice
-    what a Poisson train at the unit's rate would have, so 0 for one neuron and about 0.5 for
-    cells firing at random. The window opens at the detector's dead time, below which no two
-    events can lie."""
+def isi_violations(timestamps: np.ndarray, duration_s: float, dead_time_ms: float,
+                   limit_ms: float = ISI_LIMIT_MS) -> dict:
+    """Refractory violations (intervals under ``limit_ms``): their number, their share of the
+    intervals, and SpikeInterface's ``isi_violations_ratio`` (Hill, Mehta & Kleinfeld 2011):
+    their number over twice what a Poisson train at the unit's rate would have, so 0 for one
+    neuron and about 0.5 for cells firing at random. That window opens at the detector's dead
+    time, below which no two events can lie."""
     n = len(timestamps)
-    window_s = (limit_ms - dead_time_ms) / 1000
-    if n < 2 or window_s <= 0:
-        return 0, 0.0
+    if n < 2:
+        return {"isi_violation_fraction": 0.0, "isi_violations": 0, "isi_violations_ratio": 0.0}
     violations = int((np.diff(np.sort(timestamps)) < limit_ms * TICKS_PER_SECOND / 1000).sum())
-    return violations, violations / (2 * n * n * window_s / duration_s)
+    window_s = (limit_ms - dead_time_ms) / 1000
+    ratio = violations / (2 * n * n * window_s / duration_s) if window_s > 0 else 0.0
+    return {"isi_violation_fraction": violations / (n - 1), "isi_violations": violations,
+            "isi_violations_ratio": ratio}
 
 
 @dataclass
@@ -68,14 +62,11 @@ def unit_table(unit: np.ndarray, spikes: Spikes, align: int, dead_time_ms: float
         w = np.asarray(waveforms[members], dtype=np.float64)
         mean = w.mean(axis=0)
         ch = int(electrode[members[0]])
-        ts = np.asarray(timestamps[members])
-        violations, ratio = isi_violations_ratio(ts, duration_s, dead_time_ms)
         rows.append({"unit": u, "electrode_id": int(electrode_ids[ch]), "n_spikes": len(members),
                      "firing_rate_hz": len(members) / duration_s,
                      "amplitude_uv": float(np.median(np.abs(amplitude[members]))),
                      "snr": abs(float(mean[align])) / float(noise_uv[ch]),
-                     "isi_violation_fraction": isi_violation_fraction(ts),
-                     "isi_violations": violations, "isi_violations_ratio": ratio})
+                     **isi_violations(np.asarray(timestamps[members]), duration_s, dead_time_ms)})
         means.append(mean)
         sds.append(w.std(axis=0))
     return UnitTable(rows=rows, mean=np.array(means).reshape(-1, n_samples),

@@ -3,7 +3,7 @@ import numpy as np
 
 import spikevae
 from spikevae.groundtruth import match_counts
-from spikevae.metrics import isi_violations_ratio, l_ratio
+from spikevae.metrics import isi_violations, l_ratio
 from spikevae.reader import TICKS_PER_SECOND
 from spikevae.quality import QualityParams, amplitude_cutoff, label, presence_ratio, qualify
 
@@ -61,10 +61,12 @@ def test_isi_violations_ratio_is_a_half_for_random_trains_and_zero_for_a_neuron(
     rate = 40.0
     dead = int(0.001 * TICKS_PER_SECOND)       # the detector's 1 ms dead time
     poisson = np.cumsum(dead + rng.exponential(TICKS_PER_SECOND / rate, 20_000)).astype(np.int64)
-    violations, ratio = isi_violations_ratio(poisson, poisson[-1] / TICKS_PER_SECOND, dead_time_ms=1.0)
-    assert violations > 100 and 0.4 < ratio < 0.6   # SpikeInterface's scale: both sides of each spike count
+    found = isi_violations(poisson, poisson[-1] / TICKS_PER_SECOND, dead_time_ms=1.0)
+    assert found["isi_violations"] > 100 and 0.4 < found["isi_violations_ratio"] < 0.6  # SpikeInterface's scale
+    assert found["isi_violation_fraction"] == found["isi_violations"] / (len(poisson) - 1)
     neuron = poisson + np.arange(len(poisson)) * dead   # the same train with a 2 ms refractory period
-    assert isi_violations_ratio(neuron, neuron[-1] / TICKS_PER_SECOND, dead_time_ms=1.0) == (0, 0.0)
+    found = isi_violations(neuron, neuron[-1] / TICKS_PER_SECOND, dead_time_ms=1.0)
+    assert (found["isi_violations"], found["isi_violations_ratio"]) == (0, 0.0)
 
 
 def test_qualify_leaves_noise_unsorted_and_renumbers():
