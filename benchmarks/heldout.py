@@ -37,6 +37,7 @@ from spikevae.train import pick_device
 
 from harness import add_recording_options, bands, recordings, variant, write_json
 
+
 def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarray, list[str], dict]:
     """Unit of every detected spike with ``cfg.features``, each unit's quality label, and
     seconds of training and clustering."""

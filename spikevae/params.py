@@ -101,19 +101,21 @@ class CurationParams:
 
 @dataclass
 class QualityParams:
-    noise_l_ratio: float = 1.0       # above: noise
-    noise_presence: float = 0.7      # below: noise
-    noise_amplitude_cutoff: float = 0.5  # at or above, together with a rate above
-    noise_rate_hz: float = 30.0          # noise_rate_hz: noise (hash)
-    noise_faint_snr: float = 7.0         # below, together with an L-ratio above
-    noise_faint_l_ratio: float = 0.5     # noise_faint_l_ratio and at least noise_faint_min_spikes
-    noise_faint_min_spikes: int = 100    # (a few members make any cluster's L-ratio large): noise; below
-    noise_weak_snr: float = 5.0          # noise_weak_snr, one above noise_weak_l_ratio: the
-    noise_weak_l_ratio: float = 0.2      # weaker a unit, the better isolated it must be
-    noise_mixed_snr: float = 6.0         # below, with at least noise_mixed_violations refractory
+    """A unit is ``noise`` when any group of ``noise_`` limits holds for it (RESULTS.md,
+    "Quality labels"); ``good`` within every ``max_``/``min_`` limit; ``mua`` otherwise."""
+    noise_l_ratio: float = 1.0           # L-ratio above: not isolated
+    noise_presence: float = 0.7          # presence ratio below: fires in part of the recording
+    noise_amplitude_cutoff: float = 0.5  # amplitude cut-off at or above, at a rate above
+    noise_rate_hz: float = 30.0          # this: hash cut in half by the threshold
+    noise_weak_snr: float = 5.0          # SNR below, with an L-ratio above
+    noise_weak_l_ratio: float = 0.2      # this: weak and not isolated
+    noise_faint_snr: float = 7.0         # SNR below, with an L-ratio above
+    noise_faint_l_ratio: float = 0.5     # this and at least (few members make any
+    noise_faint_min_spikes: int = 100    # cluster's L-ratio large) this many spikes
+    noise_mixed_snr: float = 6.0         # SNR below, with at least this many refractory
     noise_mixed_violations: int = 3      # violations and an isi_violations_ratio above
-    noise_mixed_ratio: float = 0.05      # noise_mixed_ratio: noise (several cells near the threshold)
-    max_l_ratio: float = 0.1         # a good unit stays within every limit below
+    noise_mixed_ratio: float = 0.05      # this: several cells near the threshold
+    max_l_ratio: float = 0.1
     min_presence: float = 0.9
     max_amplitude_cutoff: float = 0.2
     max_isi_violation: float = 0.01
