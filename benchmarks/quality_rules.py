@@ -19,21 +19,24 @@ import spikevae
 from spikevae.config import SortConfig
 from spikevae.groundtruth import (CHANCE_SCORE, WELL_DETECTED, GroundTruth, ground_truth_path, match_counts,
                                   pair_units)
+from spikevae.params import default_mixed_ratio
 from spikevae.quality import QualityParams, label
 
 from harness import add_recording_options, bands, recordings, write_json
 
 OFF = QualityParams(noise_l_ratio=np.inf, noise_presence=0.0, noise_rate_hz=np.inf, noise_weak_snr=0.0,
                     noise_faint_snr=0.0, noise_mixed_snr=0.0)
-DEFAULT = QualityParams()
+DEFAULT = QualityParams()  # the mixed rule's ratio (None) is the band's, default_mixed_ratio
 BASE = replace(DEFAULT, noise_faint_snr=0.0, noise_mixed_snr=0.0)  # the rule before these two limits
 RULES = {  # candidates, each scored by the package's own quality.label
     "base: L-ratio, presence, hash, weak": BASE,
-    "+ mixed: snr < 6, >= 3 violations, ratio > 0.05": replace(DEFAULT, noise_faint_snr=0.0),
-    "+ mixed: snr < 6, >= 1 violation, ratio > 0.05": replace(BASE, noise_mixed_snr=6.0, noise_mixed_violations=1),
+    "+ mixed: snr < 6, >= 3 violations, the band's ratio": replace(DEFAULT, noise_faint_snr=0.0),
+    "+ mixed: snr < 6, >= 3 violations, ratio > 0.05": replace(BASE, noise_mixed_snr=6.0, noise_mixed_ratio=0.05),
+    "+ mixed: snr < 6, >= 3 violations, ratio > 0.2": replace(BASE, noise_mixed_snr=6.0, noise_mixed_ratio=0.2),
+    "+ mixed: snr < 6, >= 1 violation, the band's ratio": replace(BASE, noise_mixed_snr=6.0, noise_mixed_violations=1),
     "+ mixed: snr < 6, >= 3 violations, ratio > 0.1": replace(BASE, noise_mixed_snr=6.0, noise_mixed_ratio=0.1),
-    "+ mixed: snr < 7, >= 3 violations, ratio > 0.05": replace(BASE, noise_mixed_snr=7.0),
-    "+ mixed: snr < 5.5, >= 3 violations, ratio > 0.05": replace(BASE, noise_mixed_snr=5.5),
+    "+ mixed: snr < 7, >= 3 violations, the band's ratio": replace(BASE, noise_mixed_snr=7.0),
+    "+ mixed: snr < 5.5, >= 3 violations, the band's ratio": replace(BASE, noise_mixed_snr=5.5),
     **{f"+ mixed + faint: snr < {snr:g}, l_ratio > {lr:g}, >= {n} spikes{' (default)' if i == 0 else ''}":
        replace(DEFAULT, noise_faint_snr=snr, noise_faint_l_ratio=lr, noise_faint_min_spikes=n)
        for i, (snr, lr, n) in enumerate(((7.0, 0.5, 100), (7.0, 0.5, 0), (6.0, 0.5, 100), (8.0, 0.5, 100),
@@ -76,6 +79,8 @@ def main() -> None:
     for (family, band), rows in units.items():
         print(f"{family} {band[0]:g}-{band[1]:g} Hz, seeds {args.seeds}")
         for name, params in RULES.items():
+            if params.noise_mixed_ratio is None:
+                params = replace(params, noise_mixed_ratio=default_mixed_ratio(band))
             kept = [u for u in rows if label(u, params) != "noise"]
             fp = sum(u["best"] < CHANCE_SCORE for u in kept)
             well = sum(u["accuracy"] >= WELL_DETECTED for u in kept)

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from .errors import SpikevaeError
 from .params import (ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams, VAEConfig,
-                     default_split_ratio, default_threshold)
+                     default_mixed_ratio, default_split_ratio, default_threshold)
 
 MIN_TRAIN_SPIKES = 200  # fewer waveforms than this cannot train the β-VAE
 
@@ -34,6 +34,8 @@ class SortConfig:
             self.detection = replace(self.detection, threshold=default_threshold(self.band_hz))
         if self.split.min_amplitude_ratio is None:
             self.split = replace(self.split, min_amplitude_ratio=default_split_ratio(self.band_hz))
+        if self.quality.noise_mixed_ratio is None:
+            self.quality = replace(self.quality, noise_mixed_ratio=default_mixed_ratio(self.band_hz))
         self._check()
 
     def _check(self) -> None:

@@ -99,6 +99,14 @@ class CurationParams:
                                        # (RESULTS.md, "Curation floor")
 
 
+def default_mixed_ratio(band_hz) -> float:
+    """Least ISI violations ratio of the several-cells noise rule for the band. The hash of
+    distant cells at the threshold can show as little as 0.06 up to 1 kHz, but 0.27 and more
+    at a wide band, where true units of SNR 5–6 reach 0.15 from the noise events in them
+    (RESULTS.md, "Quality labels")."""
+    return 0.05 if band_hz[1] <= 1000 else 0.2
+
+
 @dataclass
 class QualityParams:
     """A unit is ``noise`` when any group of ``noise_`` limits holds for it (RESULTS.md,
@@ -114,7 +122,7 @@ class QualityParams:
     noise_faint_min_spikes: int = 100    # cluster's L-ratio large) this many spikes
     noise_mixed_snr: float = 6.0         # SNR below, with at least this many refractory
     noise_mixed_violations: int = 3      # violations and an isi_violations_ratio above
-    noise_mixed_ratio: float = 0.05      # this: several cells near the threshold
+    noise_mixed_ratio: float | None = None  # this (None: default_mixed_ratio): several cells
     max_l_ratio: float = 0.1
     min_presence: float = 0.9
     max_amplitude_cutoff: float = 0.2

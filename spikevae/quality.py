@@ -65,6 +65,8 @@ def presence_ratio(timestamps: np.ndarray, segments: list[tuple[int, int]], n_bi
 
 def label(m: dict, params: QualityParams) -> str:
     """``good``, ``mua`` or ``noise`` for one unit's metrics."""
+    if params.noise_mixed_ratio is None:
+        raise ValueError("QualityParams.noise_mixed_ratio is unset: take default_mixed_ratio(band_hz)")
     hash_ = (m["amplitude_cutoff"] >= params.noise_amplitude_cutoff
              and m["firing_rate_hz"] > params.noise_rate_hz)
     weak = ((m["snr"] < params.noise_weak_snr and m["l_ratio"] > params.noise_weak_l_ratio)

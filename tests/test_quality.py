@@ -1,7 +1,9 @@
 """The quality label's metrics on spikes whose answer is known, and the label on a real sort."""
 import numpy as np
+import pytest
 
 import spikevae
+from spikevae.config import SortConfig
 from spikevae.groundtruth import match_counts
 from spikevae.metrics import isi_violations, l_ratio
 from spikevae.reader import TICKS_PER_SECOND
@@ -32,7 +34,7 @@ def test_l_ratio_separates_an_isolated_cluster_from_one_inside_the_other_spikes(
 
 
 def test_label_rule():
-    p = QualityParams()
+    p = SortConfig(band_hz=(250.0, 750.0)).quality
     m = {"l_ratio": 0.01, "presence_ratio": 1.0, "amplitude_cutoff": 0.05, "isi_violation_fraction": 0.0,
          "isi_violations": 0, "isi_violations_ratio": 0.0, "firing_rate_hz": 12.0, "snr": 8.0, "n_spikes": 720}
     assert label(m, p) == "good"
@@ -54,6 +56,11 @@ def test_label_rule():
     assert label({**mixed, "isi_violations": 2}, p) == "good"                      # too few to tell
     assert label({**mixed, "snr": 7.0}, p) == "good"                               # large enough to be one cell
     assert label({**mixed, "isi_violations_ratio": 0.02}, p) == "good"
+    wide = SortConfig(band_hz=(250.0, 7500.0)).quality                            # the band's own limit:
+    assert label({**mixed, "isi_violations_ratio": 0.15}, wide) == "good"          # one cell with noise in it
+    assert label({**mixed, "isi_violations_ratio": 0.3}, wide) == "noise"          # several cells
+    with pytest.raises(ValueError, match="default_mixed_ratio"):
+        label(m, QualityParams())
 
 
 def test_isi_violations_ratio_is_a_half_for_random_trains_and_zero_for_a_neuron():
@@ -80,7 +87,7 @@ def test_qualify_leaves_noise_unsorted_and_renumbers():
     amp = rng.normal(100, 10, 2 * n)
     described = [{"snr": 10.0, "firing_rate_hz": 5.0, "n_spikes": 200, "isi_violation_fraction": 0.0,
                   "isi_violations": 0, "isi_violations_ratio": 0.0}] * 3
-    new, kept, rows = qualify(unit, electrode, ts, amp, space, [(0, 600_000)], described, QualityParams())
+    new, kept, rows = qualify(unit, electrode, ts, amp, space, [(0, 600_000)], described, SortConfig().quality)
     assert kept == [0, 1] and [r["quality"] for r in rows] == ["good", "good"]  # the cluster amid the others: noise
     assert set(new[:n]) == {0, 1} and set(new[n:]) == {-1}
 
