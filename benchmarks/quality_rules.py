@@ -24,12 +24,13 @@ from spikevae.quality import QualityParams, label
 
 from harness import add_recording_options, bands, recordings, write_json
 
-OFF = QualityParams(noise_l_ratio=np.inf, noise_presence=0.0, noise_rate_hz=np.inf, noise_weak_snr=0.0,
-                    noise_faint_snr=0.0, noise_mixed_snr=0.0)
+OFF = QualityParams(noise_l_ratio=np.inf, noise_large_l_ratio=np.inf, noise_presence=0.0, noise_rate_hz=np.inf,
+                    noise_weak_snr=0.0, noise_faint_snr=0.0, noise_mixed_snr=0.0)
 DEFAULT = QualityParams()  # the mixed rule's ratio (None) is the band's, default_mixed_ratio
 BASE = replace(DEFAULT, noise_faint_snr=0.0, noise_mixed_snr=0.0)  # the rule before these two limits
 RULES = {  # candidates, each scored by the package's own quality.label
     "base: L-ratio, presence, hash, weak": BASE,
+    "the default with one L-ratio limit (1) for every unit": replace(DEFAULT, noise_large_snr=np.inf),
     "+ mixed: snr < 6, >= 3 violations, the band's ratio": replace(DEFAULT, noise_faint_snr=0.0),
     "+ mixed: snr < 6, >= 3 violations, ratio > 0.05": replace(BASE, noise_mixed_snr=6.0, noise_mixed_ratio=0.05),
     "+ mixed: snr < 6, >= 3 violations, ratio > 0.2": replace(BASE, noise_mixed_snr=6.0, noise_mixed_ratio=0.2),

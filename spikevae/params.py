@@ -111,7 +111,10 @@ def default_mixed_ratio(band_hz) -> float:
 class QualityParams:
     """A unit is ``noise`` when any group of ``noise_`` limits holds for it (RESULTS.md,
     "Quality labels"); ``good`` within every ``max_``/``min_`` limit; ``mua`` otherwise."""
-    noise_l_ratio: float = 1.0           # L-ratio above: not isolated
+    noise_l_ratio: float = 1.0           # L-ratio above: not isolated; for a unit of at least
+    noise_large_snr: float = 15.0        # this SNR and
+    noise_large_min_spikes: int = 75     # this many spikes (a neuron, however close the
+    noise_large_l_ratio: float = 3.0     # electrode's hash comes), above this instead
     noise_presence: float = 0.7          # presence ratio below: fires in part of the recording
     noise_amplitude_cutoff: float = 0.5  # amplitude cut-off at or above, at a rate above
     noise_rate_hz: float = 30.0          # this: hash cut in half by the threshold

@@ -12,7 +12,8 @@ Institute's ecephys pipeline), each on the unit's own electrode:
 - ``isi_violations_ratio``: SpikeInterface's ratio of those violations to a Poisson train's at
   its rate (0 for one neuron, 0.5 for cells firing at random).
 
-The rule: ``noise`` when the cluster is not isolated from the electrode's other spikes, fires
+The rule: ``noise`` when the cluster is not isolated from the electrode's other spikes (a
+large, well-sampled unit is allowed more of them inside: it is a neuron all the same), fires
 in only part of the recording, is a fast cluster cut in half by the threshold (distant cells'
 hash: no neuron fires that fast with half its spikes below the noise floor), is weak and
 poorly isolated (the weaker, the better isolated it must be), or sits near the threshold
@@ -67,6 +68,8 @@ def label(m: dict, params: QualityParams) -> str:
     """``good``, ``mua`` or ``noise`` for one unit's metrics."""
     if params.noise_mixed_ratio is None:
         raise ValueError("QualityParams.noise_mixed_ratio is unset: take default_mixed_ratio(band_hz)")
+    large = m["snr"] >= params.noise_large_snr and m["n_spikes"] >= params.noise_large_min_spikes
+    isolated = m["l_ratio"] <= (params.noise_large_l_ratio if large else params.noise_l_ratio)
     hash_ = (m["amplitude_cutoff"] >= params.noise_amplitude_cutoff
              and m["firing_rate_hz"] > params.noise_rate_hz)
     weak = ((m["snr"] < params.noise_weak_snr and m["l_ratio"] > params.noise_weak_l_ratio)
@@ -74,7 +77,7 @@ def label(m: dict, params: QualityParams) -> str:
                 and m["n_spikes"] >= params.noise_faint_min_spikes))
     mixed = (m["snr"] < params.noise_mixed_snr and m["isi_violations"] >= params.noise_mixed_violations
              and m["isi_violations_ratio"] > params.noise_mixed_ratio)
-    if (m["l_ratio"] > params.noise_l_ratio or m["presence_ratio"] < params.noise_presence or hash_ or weak
+    if (not isolated or m["presence_ratio"] < params.noise_presence or hash_ or weak
             or mixed):
         return "noise"
     good = (m["l_ratio"] <= params.max_l_ratio and m["presence_ratio"] >= params.min_presence

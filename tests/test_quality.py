@@ -41,6 +41,10 @@ def test_label_rule():
     assert label({**m, "amplitude_cutoff": 0.3}, p) == "mua"
     assert label({**m, "isi_violation_fraction": 0.05}, p) == "mua"
     assert label({**m, "l_ratio": 3.0}, p) == "noise"
+    large = {**m, "snr": 20.0, "l_ratio": 2.0}                                     # a large unit with the
+    assert label(large, p) == "mua"                                                # electrode's hash inside
+    assert label({**large, "n_spikes": 40}, p) == "noise"                          # too few to tell
+    assert label({**large, "l_ratio": 4.0}, p) == "noise"
     assert label({**m, "presence_ratio": 0.5}, p) == "noise"
     assert label({**m, "amplitude_cutoff": 0.5}, p) == "mua"                        # a slow unit, half cut
     assert label({**m, "amplitude_cutoff": 0.5, "firing_rate_hz": 60.0}, p) == "noise"  # hash
