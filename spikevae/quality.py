@@ -77,8 +77,7 @@ def label(m: dict, params: QualityParams) -> str:
                 and m["n_spikes"] >= params.noise_faint_min_spikes))
     mixed = (m["snr"] < params.noise_mixed_snr and m["isi_violations"] >= params.noise_mixed_violations
              and m["isi_violations_ratio"] > params.noise_mixed_ratio)
-    if (not isolated or m["presence_ratio"] < params.noise_presence or hash_ or weak
-            or mixed):
+    if not isolated or m["presence_ratio"] < params.noise_presence or hash_ or weak or mixed:
         return "noise"
     good = (m["l_ratio"] <= params.max_l_ratio and m["presence_ratio"] >= params.min_presence
             and m["amplitude_cutoff"] <= params.max_amplitude_cutoff
