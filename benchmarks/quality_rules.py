@@ -19,14 +19,13 @@ import spikevae
 from spikevae.config import SortConfig
 from spikevae.groundtruth import (CHANCE_SCORE, WELL_DETECTED, GroundTruth, ground_truth_path, match_counts,
                                   pair_units)
-from spikevae.params import default_mixed_ratio
 from spikevae.quality import QualityParams, label
 
 from harness import add_recording_options, bands, recordings, write_json
 
 OFF = QualityParams(noise_l_ratio=np.inf, noise_large_l_ratio=np.inf, noise_presence=0.0, noise_rate_hz=np.inf,
                     noise_weak_snr=0.0, noise_faint_snr=0.0, noise_mixed_snr=0.0)
-DEFAULT = QualityParams()  # the mixed rule's ratio (None) is the band's, default_mixed_ratio
+DEFAULT = QualityParams()  # the mixed rule's ratio (None) is the band's, resolved by SortConfig
 BASE = replace(DEFAULT, noise_faint_snr=0.0, noise_mixed_snr=0.0)  # the rule before these two limits
 RULES = {  # candidates, each scored by the package's own quality.label
     "base: L-ratio, presence, hash, weak": BASE,
@@ -80,8 +79,7 @@ def main() -> None:
     for (family, band), rows in units.items():
         print(f"{family} {band[0]:g}-{band[1]:g} Hz, seeds {args.seeds}")
         for name, params in RULES.items():
-            if params.noise_mixed_ratio is None:
-                params = replace(params, noise_mixed_ratio=default_mixed_ratio(band))
+            params = SortConfig(band_hz=band, quality=params).quality  # the band's defaults, as a sort takes them
             kept = [u for u in rows if label(u, params) != "noise"]
             fp = sum(u["best"] < CHANCE_SCORE for u in kept)
             well = sum(u["accuracy"] >= WELL_DETECTED for u in kept)

@@ -5,8 +5,7 @@ Contents (all readable without spikevae):
   unit (global id, −1 = unsorted), amplitude_uv, latent (n × d);
 - ``units.csv``: unit, electrode_id, n_spikes, firing_rate_hz, amplitude_uv, snr,
   isi_violation_fraction, isi_violations, isi_violations_ratio, l_ratio, presence_ratio,
-  amplitude_cutoff, quality (good or mua;
-  ``quality.py``);
+  amplitude_cutoff, quality (good or mua; ``quality.py``);
 - ``waveforms.npz``: unit, electrode_id, mean and sd (units × samples, µV);
 - ``model.pt`` (the β-VAE) and ``run.json`` (configuration, versions, input, timings, counts).
 """
