@@ -31,7 +31,7 @@ def add_recording_options(ap: argparse.ArgumentParser, *, families=FAMILIES, see
     ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(families))
     ap.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     ap.add_argument("--seeds", type=int, nargs="+", default=list(seeds),
-                    help="simulation seeds: 101 tunes, pairs 202 203 to 610 611 are the held-out report's")
+                    help="simulation seeds: 101 tunes, pairs 202 203 to 712 713 are the held-out report's")
     ap.add_argument("--electrodes", type=int, default=electrodes)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds")
     ap.add_argument("--bands", type=float, nargs="+", default=[250, 750, 250, 7500], help="pairs of band edges in Hz")
