@@ -66,6 +66,13 @@ _SETTINGS = [
     click.option("--artifact-fraction", type=float,
                  help="Reject events seen at once on at least this share of electrodes "
                       f"[default: {_default(_DET.artifact_fraction)}]."),
+    click.option("--pitch-um", type=float,
+                 help="Spacing in µm of adjacent sites of the --map file [default: as the map states, else 400, "
+                      "a Utah array's]."),
+    click.option("--allow-dense", is_flag=True, default=None,
+                 help="Sort electrodes closer than one cell's reach "
+                      f"({_default(_DET.cell_reach_um)} µm) each alone, with a warning, instead of refusing "
+                      "(one neuron may then appear on several channels)."),
     click.option("--max-amplitude", type=float,
                  help=f"Reject events larger than this (µV) [default: {_default(_DET.max_amplitude_uv)}]."),
     click.option("--latent-dim", type=int, help=f"β-VAE latent size [default: {_VAE.latent_dim}]."),
@@ -84,8 +91,9 @@ _SETTINGS = [
 
 _EXPORT = [
     click.option("--map", "electrode_map", type=click.Path(dir_okay=False),
-                 help="Blackrock map file (.cmp) with the array's electrode positions, for exports "
-                      "[default: a 10 × 10 grid, 400 µm pitch, ids row by row]."),
+                 help="Blackrock map file (.cmp) with the array's electrode positions, for sorting (which "
+                      "electrodes one cell can reach) and exports [default: a 10 × 10 grid, 400 µm pitch, ids "
+                      "row by row]."),
     click.option("--subject-id", help="NWB: the animal's id (DANDI requires it)."),
     click.option("--species", help="NWB: Latin binomial, e.g. 'Macaca mulatta' (DANDI requires it)."),
     click.option("--sex", type=click.Choice(["M", "F", "U", "O"]), help="NWB: subject sex [default: U]."),
@@ -136,15 +144,16 @@ def settings_options(f):
 
 
 def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms, align_sample, artifact_fraction,
-                 max_amplitude, latent_dim, beta, c_max, steps, max_train, device, seed, features=None,
-                 pca_components=None):
+                 pitch_um, allow_dense, max_amplitude, latent_dim, beta, c_max, steps, max_train, device, seed,
+                 features=None, pca_components=None, electrode_map=None):
     """The SortConfig of the options given; an option left out keeps its dataclass default."""
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
 
     return SortConfig(
         **given(channels=channels, band_hz=tuple(band) if band else None, filter_order=filter_order, device=device,
-                seed=seed, features=features, pca_components=pca_components),
+                seed=seed, features=features, pca_components=pca_components, electrode_map=electrode_map,
+                pitch_um=pitch_um, allow_dense=allow_dense),
         detection=DetectionParams(**given(threshold=threshold, polarity=polarity, dead_time_ms=dead_time_ms,
                                           align_sample=align_sample, artifact_fraction=artifact_fraction,
                                           max_amplitude_uv=max_amplitude)),
@@ -178,8 +187,8 @@ def sort(recording, out, overwrite, features, pca_components, model, exports, wo
     from .progress import Reporter
 
     metadata = {k: settings.pop(k) for k in NWB_FIELDS}
-    cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components),
-                              workers=workers)
+    cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components,
+                                           electrode_map=electrode_map), workers=workers)
     _check_extras(exports)
     result = run_sort(recording, cfg, out=out, model=model, overwrite=overwrite, reporter=Reporter(quiet=quiet))
     for fmt in exports:
@@ -234,8 +243,8 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
     _check_extras(exports)
     if "nwb" in exports and dandi_missing(metadata):
         click.echo(f"warning: the sessions' NWB files: {dandi_missing(metadata)}", err=True)
-    cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components),
-                              workers=workers)
+    cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components,
+                                           electrode_map=electrode_map), workers=workers)
     outcomes = run_batch(sessions, out, cfg, model=model, jobs=jobs, scheduler=scheduler,
                          reporter=Reporter(quiet=quiet),
                          exports={"formats": list(exports), "metadata": metadata, "electrode_map": electrode_map})
@@ -257,23 +266,27 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
 @click.option("--spec", type=click.Choice(["2.2", "2.3", "3.0", "3.0-ptp"]), default="2.3", show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--hard", is_flag=True, help="Up to 4 units per electrode, bursts, look-alikes, more artifacts and hash.")
+@click.option("--stress", is_flag=True,
+              help="Neighbours of similar amplitude and other shape, slow units beside fast large ones, bursts, "
+                   "dense hash.")
 @click.option("--subsample-timing", is_flag=True,
               help="Draw each spike at its exact time between two samples, as a real recording samples it.")
 @click.option("--nev", is_flag=True,
               help="Also write OUT.nev: the spikes a Blackrock system would cut online (causal 250 Hz-5 kHz, "
                    "-4.5 x noise, 48 samples from 10 before the crossing), to test sorting .nev files.")
 @click.option("-q", "--quiet", is_flag=True)
-def simulate(out, electrodes, duration, segments, spec, seed, hard, subsample_timing, nev, quiet):
+def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subsample_timing, nev, quiet):
     """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz."""
     from .progress import Reporter
-    from .simulation import FS, HARD, SimulationConfig
+    from .simulation import FS, HARD, STRESS, SimulationConfig
     from .simulation import simulate as run_simulation
 
     if not out.endswith(".ns6"):
         raise SpikevaeError(f"{out}: the simulated recording must be named *.ns6")
-
+    if hard and stress:
+        raise SpikevaeError("--hard and --stress are two settings; choose one")
     cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed,
-                           subsample_timing=subsample_timing, **(HARD if hard else {}))
+                           subsample_timing=subsample_timing, **(HARD if hard else STRESS if stress else {}))
     rep = Reporter(quiet=quiet)
     with rep.bar("simulate", duration, unit="s", scale=1 / FS) as up:
         gt = run_simulation(out, cfg, progress=up)

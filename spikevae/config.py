@@ -21,6 +21,9 @@ class SortConfig:
     device: str = "auto"                   # auto, cpu or cuda
     seed: int = 0
     workers: int | None = None             # processes for clustering and split; None = parallel.pool_size's choice
+    electrode_map: str | None = None       # Blackrock .cmp placing the electrodes; None = the Utah grid
+    pitch_um: float | None = None          # the map's site spacing; None = as the map states, else 400
+    allow_dense: bool = False              # sort electrodes closer than a cell's reach, each alone
     detection: DetectionParams = field(default_factory=DetectionParams)
     vae: VAEConfig = field(default_factory=VAEConfig)
     cluster: ClusterParams = field(default_factory=ClusterParams)
@@ -56,6 +59,7 @@ class SortConfig:
             ("--pca-components", self.pca_components, self.pca_components >= 1, ">= 1"),
             ("--workers", self.workers, self.workers is None or self.workers >= 1, ">= 1"),
             ("--gap-tolerance-ms", self.gap_tolerance_ms, self.gap_tolerance_ms >= 0, ">= 0"),
+            ("--pitch-um", self.pitch_um, self.pitch_um is None or self.pitch_um > 0, "> 0 µm"),
         ]
         for option, value, ok, want in rules:
             if not ok:

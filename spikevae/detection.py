@@ -5,9 +5,9 @@ Noise per electrode is the median absolute deviation of the filtered signal (med
 beyond ``threshold × noise`` that is the largest within ± the dead time; its waveform is
 cut with the extremum at ``align_sample``, to a fraction of a sample: a parabola through the
 extremum and its neighbours places the true trough, and the waveform is resampled there
-(``subsample_waveforms``). Events that appear on many electrodes at once
-(the common-mode transients Utah arrays are known for) and events of impossible amplitude
-are rejected and counted. The same windows give each electrode's noise autocorrelation
+(``subsample_waveforms``). Events that appear at once on many electrodes beyond one cell's
+reach of each other (the common-mode transients Utah arrays are known for) and events of
+impossible amplitude are rejected and counted. The same windows give each electrode's noise autocorrelation
 (samples near crossings left out), with which ``splitting`` whitens waveforms.
 """
 from __future__ import annotations
@@ -158,9 +158,12 @@ def subsample_waveforms(y: np.ndarray, s: np.ndarray, ch: np.ndarray, pos: np.nd
 class Detector:
     """Turns filtered chunks into events; ``run`` streams a whole recording into a store."""
 
-    def __init__(self, params: DetectionParams, noise: NoiseEstimate):
+    def __init__(self, params: DetectionParams, noise: NoiseEstimate, apart: np.ndarray | None = None):
+        """``apart`` (channels × channels, ``geometry.Geometry.apart``): whose coincident events
+        count toward a common-mode artifact; None: every electrode's (a Utah array's)."""
         self.p = params
         self.noise = noise
+        self.apart = None if apart is None or apart.all() else np.asarray(apart, bool)
         self.dead = max(1, int(round(params.dead_time_ms * TICKS_PER_SECOND / 1000)))
         self.window = int(round(params.artifact_window_ms * TICKS_PER_SECOND / 1000))
         self.good = np.ones(len(noise.noise_uv), bool)
@@ -189,7 +192,13 @@ class Detector:
         t = chunk.lo + pos
         order = np.argsort(t, kind="stable")
         ts = t[order]
-        near = np.searchsorted(ts, ts + self.window, "right") - np.searchsorted(ts, ts - self.window, "left")
+        lo = np.searchsorted(ts, ts - self.window, "left")
+        near = np.searchsorted(ts, ts + self.window, "right") - lo
+        if self.apart is not None:  # only events on electrodes beyond one cell's reach count
+            i = np.repeat(np.arange(len(ts)), near)
+            j = np.repeat(lo - np.r_[0, np.cumsum(near)[:-1]], near) + np.arange(near.sum())
+            chs = ch[order]
+            near = np.bincount(i, weights=self.apart[chs[i], chs[j]], minlength=len(ts)).astype(np.int64)
         common = np.empty_like(near, dtype=bool)
         common[order] = near >= max(2, int(np.ceil(p.artifact_fraction * self.good.sum())))
 
@@ -219,14 +228,16 @@ class Detector:
         return counts
 
 
-def detect(filt: BandpassFilter, params: DetectionParams, folder, progress=None) -> Detection:
-    """Estimate noise, then stream detection over the whole recording into ``folder``."""
+def detect(filt: BandpassFilter, params: DetectionParams, folder, progress=None,
+           apart: np.ndarray | None = None) -> Detection:
+    """Estimate noise, then stream detection over the whole recording into ``folder``;
+    ``apart`` as ``Detector``'s."""
     if params.threshold is None:
         params = replace(params, threshold=default_threshold(filt.band_hz))
     noise = estimate_noise(filt, lags=params.n_samples)
     store = spike_store(folder, params.n_samples)
     try:
-        counts = Detector(params, noise).run(filt, store, progress)
+        counts = Detector(params, noise, apart).run(filt, store, progress)
     finally:
         store.close()
     return Detection(store=store, noise=noise, threshold_uv=params.threshold * noise.noise_uv, counts=counts)

@@ -15,7 +15,7 @@ from .errors import SpikevaeError
 from .nev import write_nev
 from .output import check_out, load_result, staged_file, staged_folder
 from .reader import TICKS_PER_SECOND
-from .utah import grid_positions, read_cmp
+from .geometry import recording_geometry
 
 FORMATS = ("nwb", "phy", "nev", "spikeinterface")
 NWB_FIELDS = ("subject_id", "species", "sex", "age", "experimenter", "institution", "lab", "session_description",
@@ -41,13 +41,7 @@ def dandi_missing(metadata: dict) -> str | None:
 
 def electrode_positions(electrode_ids, electrode_map=None) -> np.ndarray:
     """(x, y) µm of each electrode: from a Blackrock .cmp map file when given, else the default grid."""
-    if electrode_map is None:
-        return grid_positions(electrode_ids)
-    sites = read_cmp(electrode_map)
-    missing = [int(e) for e in electrode_ids if int(e) not in sites]
-    if missing:
-        raise SpikevaeError(f"{electrode_map}: no position for electrode(s) {missing[:5]}")
-    return np.array([sites[int(e)] for e in electrode_ids], float).reshape(-1, 2)
+    return recording_geometry(np.asarray(electrode_ids), electrode_map).positions
 
 
 def require_extra(module: str, extra: str, what: str):

@@ -24,6 +24,8 @@ class DetectionParams:
     align_sample: int = 11
     artifact_fraction: float = 0.5    # reject events seen on ≥ this share of electrodes at once
     artifact_window_ms: float = 0.5
+    cell_reach_um: float = 150.0      # one cell shows on electrodes this close: their coincident events
+                                      # are not an artifact, and such electrodes are a dense probe (geometry.py)
     max_amplitude_uv: float = 1500.0
     chunk_s: float = 2.0
 

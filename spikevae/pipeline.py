@@ -22,14 +22,16 @@ from .detection import detect, from_waveforms
 from .errors import SpikevaeError
 from .features import make_features
 from .filtering import BandpassFilter
+from .geometry import Geometry, check_spacing, recording_geometry
 from .metrics import UnitTable, unit_table
 from .nev import read_nev_spikes
 from .output import check_free_space, default_out, staged_folder, write_json, write_result
 from .parallel import pool_size
 from .progress import Reporter
 from .quality import qualify
+from .params import DetectionParams
 from .reader import TICKS_PER_SECOND, file_checksum, open_recording
-from .si_recording import describe_input, is_si_recording, open_si_recording
+from .si_recording import describe_input, is_si_recording, open_si_recording, probe_positions
 from .spikes import Spikes
 from .splitting import split_units
 from .train import TrainedModel, pick_device
@@ -44,6 +46,7 @@ class Source:
     info: dict                    # the "input" section of run.json
     describe: str
     acquire: Callable             # (work folder, reporter) -> Detection
+    geometry: Geometry
 
     @property
     def segments(self) -> list[tuple[int, int]]:
@@ -115,6 +118,8 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     det = cfg.detection
     device = pick_device(cfg.device)
     source = open_source(path, cfg)
+    warnings = [w for w in [check_spacing(source.geometry, det.cell_reach_um, cfg.allow_dense,
+                                          source.info["name"])] if w]
     if out is None and source.path is None:
         raise SpikevaeError("sorting a recording object needs out=, the result folder")
     out = Path(out) if out is not None else default_out(source.path)
@@ -126,9 +131,14 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     seconds: dict[str, float] = {}
     with staged_folder(out, overwrite) as tmp:
         rep.info(source.describe)
+        for w in warnings:
+            rep.warn(w)
         t0 = time.perf_counter()
         found = source.acquire(tmp / "work", rep)
         seconds["read_filter_detect"] = time.perf_counter() - t0
+        for w in rejection_warnings(found.counts, det, source.info["name"]):
+            rep.warn(w)
+            warnings.append(w)
         for ch, why in found.noise.skipped.items():
             rep.warn(f"electrode {electrode_ids[ch]} skipped: {why}")
         store, noise = found.store, found.noise.noise_uv
@@ -168,12 +178,26 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             "threshold_uv": dict(zip(electrode_ids.tolist(), found.threshold_uv.tolist())),
             "noise_autocorr": {int(electrode_ids[c]): a.tolist() for c, a in spikes.autocorr.items()},
             "skipped_electrodes": {int(electrode_ids[c]): w for c, w in found.noise.skipped.items()},
+            "warnings": warnings,
             "seconds": seconds, "counts": counts, "training_history": extractor.history,
         })
     rep.info(f"{counts['units']} units, {counts['sorted']} of {counts['kept']} spikes sorted "
              f"({counts['rejected_common_mode']} common-mode and {counts['rejected_amplitude']} "
              f"too-large events rejected) → {out}")
     return SortResult(out=out, n_units=len(table.rows), counts=counts, seconds=seconds)
+
+
+def rejection_warnings(counts: dict, det: DetectionParams, name: str, most: float = 1 / 3) -> list[str]:
+    """A rejection rule that removed more than ``most`` of the detected events is named: on an
+    array it was not built for, it is likely removing spikes, not artifacts."""
+    rules = {"rejected_common_mode": f"common-mode artifacts (seen on ≥ {det.artifact_fraction:.0%} of the "
+                                     f"electrodes more than {det.cell_reach_um:g} µm apart within "
+                                     f"{det.artifact_window_ms:g} ms)",
+             "rejected_amplitude": f"too large (over {det.max_amplitude_uv:g} µV)"}
+    n = counts.get("detected", 0)
+    return [f"{name}: {counts[key]} of {n} detected events ({counts[key] / n:.0%}) were rejected as {why}; "
+            "check that the recording is a Utah-like array and its geometry (--map)"
+            for key, why in rules.items() if n and counts.get(key, 0) > most * n]
 
 
 def open_source(path, cfg: SortConfig) -> Source:
@@ -184,9 +208,10 @@ def open_source(path, cfg: SortConfig) -> Source:
     if is_si_recording(path):
         rec = open_si_recording(path, cfg.channels)
         info = describe_input(rec)
+        geometry = recording_geometry(rec.electrode_ids, cfg.electrode_map, cfg.pitch_um, probe_positions(rec))
         return _continuous_source(rec, Path(info["path"]) if info["path"] else None, info, cfg,
                                   f"{info['name']}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
-                                  f"{len(rec.segments)} segment(s), {info['file_spec']}")
+                                  f"{len(rec.segments)} segment(s), {info['file_spec']}", geometry)
     path = Path(path)
     if path.suffix.lower() == ".nev":
         spikes = read_nev_spikes(path, cfg.channels)
@@ -196,9 +221,11 @@ def open_source(path, cfg: SortConfig) -> Source:
                 "checksum": file_checksum(path), "file_spec": "nev",
                 "electrodes": ids, "segments": [{"start_tick": first, "n_samples": last - first + 1}],
                 "duration_s": (last - first + 1) / TICKS_PER_SECOND}
+        geometry = recording_geometry(ids, cfg.electrode_map, cfg.pitch_um)
+        info["geometry"] = geometry.describe()
         return Source(path, ids, info,
                       f"{path.name}: {len(spikes['timestamp'])} cut waveforms on {len(ids)} electrodes (.nev)",
-                      lambda folder, rep: from_waveforms(spikes, ids, det, folder))
+                      lambda folder, rep: from_waveforms(spikes, ids, det, folder), geometry)
 
     rec = open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
     info = {"path": str(rec.path.resolve()), "name": rec.path.name, "bytes": rec.path.stat().st_size,
@@ -207,17 +234,20 @@ def open_source(path, cfg: SortConfig) -> Source:
             "duration_s": rec.duration_s, "start_time": rec.start_time}
     return _continuous_source(rec, rec.path, info, cfg,
                               f"{rec.path.name}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
-                              f"{len(rec.segments)} segment(s), NSx {rec.file_spec}")
+                              f"{len(rec.segments)} segment(s), NSx {rec.file_spec}",
+                              recording_geometry(rec.electrode_ids, cfg.electrode_map, cfg.pitch_um))
 
 
-def _continuous_source(rec, path: Path | None, info: dict, cfg: SortConfig, describe: str) -> Source:
+def _continuous_source(rec, path: Path | None, info: dict, cfg: SortConfig, describe: str,
+                       geometry: Geometry) -> Source:
     filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
+    info["geometry"] = geometry.describe()
 
     def acquire(folder, rep):
         with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
-            return detect(filt, cfg.detection, folder, progress=up)
+            return detect(filt, cfg.detection, folder, progress=up, apart=geometry.apart(cfg.detection.cell_reach_um))
 
-    return Source(path, rec.electrode_ids, info, describe, acquire)
+    return Source(path, rec.electrode_ids, info, describe, acquire, geometry)
 
 
 def _versions() -> dict:

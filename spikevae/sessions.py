@@ -29,6 +29,7 @@ import numpy as np
 from .config import SortConfig
 from .errors import SpikevaeError
 from .features import network_config
+from .geometry import check_spacing
 from .output import load_result, staged_file
 from .pipeline import open_source, sort
 from .progress import Reporter
@@ -100,6 +101,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
     for path in sessions:
         try:
             source = open_source(path, cfg)
+            check_spacing(source.geometry, cfg.detection.cell_reach_um, cfg.allow_dense, source.info["name"])
         except SpikevaeError as exc:  # one bad session must not stop the others
             rep.warn(f"left out of training: {exc}")
             continue

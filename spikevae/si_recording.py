@@ -76,6 +76,13 @@ def open_si_recording(recording, channels: str | None = None) -> SIRecording:
     return SIRecording(recording, chosen, channel_ids, place_segments(recording))
 
 
+def probe_positions(rec: SIRecording) -> np.ndarray | None:
+    """(x, y) µm of the selected channels from the recording's probe, None when it has none."""
+    if not rec.recording.has_probe():
+        return None
+    return np.asarray(rec.recording.get_channel_locations(channel_ids=rec.channel_ids), float)[:, :2]
+
+
 def describe_input(rec: SIRecording) -> dict:
     """The "input" section of run.json for a recording object: what it is, where its file
     is when SpikeInterface knows it."""

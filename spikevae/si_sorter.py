@@ -18,6 +18,7 @@ from . import __version__
 from .config import SortConfig
 from .errors import SpikevaeError
 from .exports import require_extra, to_spikeinterface
+from .geometry import check_spacing
 
 BaseSorter = require_extra("spikeinterface.sorters", "spikeinterface", "the spikevae sorter").BaseSorter
 sorterlist = require_extra("spikeinterface.sorters.sorterlist", "spikeinterface", "the spikevae sorter")
@@ -55,6 +56,9 @@ class SpikevaeSorter(BaseSorter):
         "device": "auto, cpu or cuda (the β-VAE's training)",
         "seed": "random seed; the same seed gives the same sort",
         "workers": "processes for clustering; None = one per core",
+        "electrode_map": "Blackrock .cmp placing the electrodes; None = the recording's probe, else a Utah grid",
+        "pitch_um": "site spacing of electrode_map in µm; None = as the map states, else 400",
+        "allow_dense": "sort channels closer than one cell's reach each alone (warned) instead of refusing",
         **{s: f"SortConfig.{s} fields to change, as a dict" for s in SECTIONS},
     }
     sorter_description = __doc__.split("\n\n")[0]
@@ -74,7 +78,12 @@ class SpikevaeSorter(BaseSorter):
 
     @classmethod
     def _check_params(cls, recording, output_folder, params):
-        config_from_params(params)
+        """Settings, and a probe too dense to sort channel by channel, refused before any work."""
+        from .pipeline import open_source
+
+        cfg = config_from_params(params)
+        check_spacing(open_source(recording, cfg).geometry, cfg.detection.cell_reach_um, cfg.allow_dense,
+                      "the recording")
         return params
 
     @classmethod

@@ -1,11 +1,13 @@
 """Utah-array geometry: 10 × 10 electrodes at 400 µm pitch, 96 wired (the corners are not)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 PITCH_UM = 400.0
+_PITCH = re.compile(r"(pitch|spacing)\D{0,20}?(\d+(?:\.\d+)?)\s*(um|µm|micron)", re.IGNORECASE)
 _SITES = [(r, c) for r in range(10) for c in range(10) if (r, c) not in {(0, 0), (0, 9), (9, 0), (9, 9)}]
 
 
@@ -23,24 +25,28 @@ def grid_positions(electrode_ids) -> np.ndarray:
     return np.array(pos, float).reshape(-1, 2)
 
 
-def read_cmp(path) -> dict[int, tuple[float, float]]:
-    """Electrode id → (x, y) µm from a Blackrock map file (.cmp): tab-separated rows of
+def read_cmp(path) -> tuple[dict[int, tuple[int, int]], float | None]:
+    """Electrode id → (column, row) from a Blackrock map file (.cmp): tab-separated rows of
     column, row, bank letter, pin and label after free-text header lines; the id is
-    (bank − 1) × 32 + pin, as Central numbers channels."""
+    (bank − 1) × 32 + pin, as Central numbers channels. Also the sites' pitch in µm when a
+    header line states it ("pitch 50 um", "electrode spacing: 50 µm"), else None."""
     from .errors import SpikevaeError
 
-    sites = {}
+    sites, pitch = {}, None
     try:
         lines = Path(path).read_text(errors="replace").splitlines()
     except OSError as exc:
         raise SpikevaeError(f"{path}: cannot read the map file ({exc.strerror})") from None
     for line in lines:
         parts = line.split()
+        stated = _PITCH.search(line)
+        if stated and pitch is None:
+            pitch = float(stated.group(2))
         if len(parts) < 4 or not (parts[0].isdigit() and parts[1].isdigit() and parts[3].isdigit()) \
                 or len(parts[2]) != 1 or not parts[2].isalpha():
             continue  # header and comment lines
         col, row, bank, pin = int(parts[0]), int(parts[1]), ord(parts[2].upper()) - ord("A"), int(parts[3])
-        sites[bank * 32 + pin] = (col * PITCH_UM, row * PITCH_UM)
+        sites[bank * 32 + pin] = (col, row)
     if not sites:
         raise SpikevaeError(f"{path}: not a Blackrock map file (no 'column row bank pin label' rows)")
-    return sites
+    return sites, pitch
