@@ -21,7 +21,7 @@ from spikevae.groundtruth import GroundTruth, ground_truth_path
 
 OUT = Path(__file__).parent / "out"
 FAMILIES = ("spikevae", "spikeinterface")  # the package's simulator; one from SpikeInterface's generators
-SETTINGS = ("standard", "hard")
+SETTINGS = ("standard", "hard", "stress")
 
 
 def add_recording_options(ap: argparse.ArgumentParser, *, families=FAMILIES, seeds=(101,), electrodes=96,

@@ -35,12 +35,13 @@ from spikevae.reader import open_recording
 from spikevae.spikes import Spikes
 from spikevae.train import pick_device
 
+from ceiling import ceiling, spike_truth
 from harness import add_recording_options, bands, recordings, variant, write_json
 
 
-def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarray, list[str], dict]:
-    """Unit of every detected spike with ``cfg.features``, each unit's quality label, and
-    seconds of training and clustering."""
+def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarray, list[str], dict, np.ndarray]:
+    """Unit of every detected spike with ``cfg.features``, each unit's quality label, seconds of
+    training and clustering, and the features."""
     spikes = Spikes.detected(found, rec.electrode_ids, [(s.start_tick, s.n_samples) for s in rec.segments])
     extractor = make_features(cfg.features, cfg.vae, pick_device(cfg.device), cfg.seed, cfg.pca_components)
     features = np.zeros((spikes.n, extractor.dim), np.float32)
@@ -48,7 +49,7 @@ def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarra
     t0 = time.perf_counter()
     unit, table = label_units(spikes, features, cfg, rep)
     seconds["cluster"] = time.perf_counter() - t0
-    return unit, [r["quality"] for r in table.rows], seconds
+    return unit, [r["quality"] for r in table.rows], seconds, features
 
 
 def good_units(gt: GroundTruth, timestamps: np.ndarray, unit: np.ndarray, quality: list[str]) -> dict:
@@ -70,6 +71,8 @@ def main():
                     help="feature spaces, each with any settings changed: vae+latent_dim=12+steps=180, "
                          "pca+cluster.merge_overlap=0.5, vae+detection.threshold=4.5")
     ap.add_argument("--sort-seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                    help="skip each feature space's ceiling (ceiling.py: label-knowing kNN and QDA)")
     args = ap.parse_args()
     rep = Reporter(quiet=True)
     rows = []
@@ -88,19 +91,23 @@ def main():
                 try:
                     found = detect(BandpassFilter(rec, *band, base.filter_order), detection, work)
                     ts = found.store.column("timestamp")
+                    el = rec.electrode_ids[np.asarray(found.store.column("electrode"))]
+                    truth = spike_truth(case.gt, ts, el) if args.ceiling else None
                     for spec, sort_seed, cfg in cfgs:
                         if cfg.detection != detection:
                             continue
-                        unit, quality, sec = sort_features(found, rec, cfg, rep)
+                        unit, quality, sec, features = sort_features(found, rec, cfg, rep)
                         s = {**score(case.gt, ts, unit).summary(case.gt.unit_snr),
-                             **good_units(case.gt, ts, unit, quality)}
+                             **good_units(case.gt, ts, unit, quality),
+                             **(ceiling(features, el, truth, case.gt, seed=sort_seed) if args.ceiling else {})}
                         rows.append({**case.key, "band_hz": list(band), "features": spec, "sort_seed": sort_seed,
                                      "seconds": {k: round(v, 2) for k, v in sec.items()}, **s})
                         print(f"{case.family:14s} {case.setting:8s} {case.seed:4d} {band[0]:g}-{band[1]:g} Hz "
                               f"{spec:24s} s{sort_seed} true={s['true_units']:3d} well={s['well_detected']:3d} "
                               f"acc={s['mean_accuracy']:.3f} fp={s['false_positive_units']:3d} "
                               f"units={s['sorted_units']:3d} good={s['good_matching']}/{s['good_units']} "
-                              f"{sum(sec.values()):6.1f}s", flush=True)
+                              + (f"ceiling knn={s['knn']} qda={s['qda']} " if args.ceiling else "")
+                              + f"{sum(sec.values()):6.1f}s", flush=True)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
     write_json(args.json, rows)

@@ -11,7 +11,9 @@ at 400 µm pitch, so each is seen on that electrode alone. Added on top, per chu
 "hash" of distant cells (SpikeInterface waveforms, Poisson times), each electrode's own noise
 level, a slow LFP-like drift, and common-mode artifacts of another shape than ``simulation.py``'s.
 The hard setting adds look-alikes (a second unit at the same site, further away, so the same
-shape, smaller), bursts with an amplitude decrement, more artifacts and more hash.
+shape, smaller), bursts with an amplitude decrement, more artifacts and more hash; the stress
+setting neighbours of similar amplitude and other shape, slow units beside fast large ones,
+bursts and dense hash (as ``simulation.STRESS``).
 
 Needs ``pip install "spikevae[spikeinterface]"``.
 """
@@ -25,7 +27,7 @@ from scipy import signal
 from .detection import MAD_TO_SD
 from .groundtruth import GroundTruth, ground_truth_path
 from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
-from .simulation import TEMPLATE_SAMPLES, TEMPLATE_TROUGH
+from .simulation import TEMPLATE_SAMPLES, TEMPLATE_TROUGH, similar_neighbours, slow_beside_fast
 from .utah import grid_positions
 
 FS = TICKS_PER_SECOND
@@ -53,6 +55,11 @@ class SIUtahConfig:
     drift_uv: float = 40.0                               # slow common drift (removed by any band-pass)
     lookalike_prob: float = 0.0
     lookalike_ratio: tuple[float, float] = (0.55, 0.8)   # amplitude of the look-alike against its twin
+    neighbour_prob: float = 0.0                          # as simulation.SimulationConfig's
+    neighbour_ratio: tuple[float, float] = (0.7, 1.3)
+    slow_prob: float = 0.0
+    slow_rate_hz: tuple[float, float] = (0.3, 3.0)
+    fast_rate_hz: tuple[float, float] = (10.0, 30.0)
     burst_fraction: float = 0.0
     burst_prob: float = 0.25
     burst_isi_ms: tuple[float, float] = (2.5, 8.0)
@@ -63,7 +70,9 @@ class SIUtahConfig:
 
 HARD = dict(units_per_electrode=(0.1, 0.2, 0.3, 0.25, 0.15), lookalike_prob=0.5, burst_fraction=0.4,
             artifact_rate_hz=0.2, hash_rate_hz=500.0)
-SETTINGS = {"standard": {}, "hard": HARD}
+STRESS = dict(units_per_electrode=(0.05, 0.15, 0.35, 0.3, 0.15), neighbour_prob=0.7, slow_prob=0.5, burst_fraction=0.4,
+              burst_decrement=0.7, hash_rate_hz=900.0, artifact_rate_hz=0.1)
+SETTINGS = {"standard": {}, "hard": HARD, "stress": STRESS}
 
 
 def _draw_units(cfg: SIUtahConfig, rng: np.random.Generator):
@@ -88,6 +97,7 @@ def _draw_units(cfg: SIUtahConfig, rng: np.random.Generator):
                 params[k][on[1]] = params[k][on[0]] * (rng.uniform(1.0, 1.08) if k != "spatial_decay" else 1)
             loc[on[1]] = loc[on[0]]
             amp[on[1]] = amp[on[0]] * rng.uniform(*cfg.lookalike_ratio)
+    similar_neighbours(rng, home, amp, cfg.neighbour_prob, cfg.neighbour_ratio)
     return home, loc, amp, params
 
 
@@ -102,12 +112,14 @@ def _templates(cfg: SIUtahConfig, home, loc, amp, params, seed):
     return (tpl * (amp / np.maximum(trough, 1e-12))[:, None, None, None]).astype(np.float32)
 
 
-def _spike_trains(cfg: SIUtahConfig, n_units: int, durations, rng, seed):
+def _spike_trains(cfg: SIUtahConfig, home, amp, durations, rng, seed):
     """Per segment: (sample index, unit, amplitude factor) from SpikeInterface's refractory trains,
     bursts added for the bursting units."""
     from spikeinterface.core.generate import generate_sorting
 
+    n_units = len(home)
     rates = np.exp(rng.uniform(*np.log(cfg.rate_hz), n_units))
+    slow_beside_fast(rng, home, amp, rates, cfg.slow_prob, cfg.slow_rate_hz, cfg.fast_rate_hz)
     sorting = generate_sorting(n_units, FS, durations, firing_rates=rates, refractory_period_ms=cfg.refractory_ms,
                                seed=seed)
     bursty = rng.random(n_units) < cfg.burst_fraction
@@ -166,7 +178,7 @@ def simulate_si(path, config: SIUtahConfig | None = None, chunk_s: float = 1.0, 
     if n_units == 0:
         raise ValueError("no units were drawn: more electrodes, or a lower P(0 units)")
     templates = _templates(cfg, home, loc, amp, params, seed)
-    trains, rates = _spike_trains(cfg, n_units, durations, rng, seed)
+    trains, rates = _spike_trains(cfg, home, amp, durations, rng, seed)
     nbefore = templates.shape[1] - int(MS_AFTER * FS / 1000)
     noise_sd = np.exp(rng.uniform(*np.log(cfg.noise_uv), n_el))
     noise = NoiseGeneratorRecording(n_el, FS, durations, noise_levels=noise_sd, dtype="float32", seed=seed,

@@ -46,6 +46,11 @@ class SimulationConfig:
     burst_isi_ms: tuple[float, float] = (3.0, 6.0)
     burst_decrement: float = 0.8      # amplitude factor from one spike of a burst to the next
     lookalike_prob: float = 0.0       # chance that an electrode's second unit is a smaller copy of its first
+    neighbour_prob: float = 0.0       # chance that an electrode's second unit is as large as its first (± ratio)
+    neighbour_ratio: tuple[float, float] = (0.7, 1.3)
+    slow_prob: float = 0.0            # chance that an electrode's smallest unit is slow beside a fast largest
+    slow_rate_hz: tuple[float, float] = (0.3, 3.0)     # log-uniform, for that slow unit
+    fast_rate_hz: tuple[float, float] = (10.0, 30.0)   # log-uniform, for the fast one beside it
     subsample_timing: bool = False    # each spike drawn at its exact time between two samples, as a real
                                       # recording samples it; off: on the nearest tick (the benchmarks' recordings)
     noise_uv: float = 6.0             # white thermal noise SD (wideband)
@@ -101,10 +106,39 @@ def _add_bursts(rng, t: np.ndarray, amp: np.ndarray, cfg: SimulationConfig, span
     return t2[keep], a2[keep]
 
 
+def similar_neighbours(rng, home: np.ndarray, amp: np.ndarray, prob: float, ratio: tuple[float, float]) -> None:
+    """With chance ``prob`` per electrode of two or more units, give its second unit the first's
+    amplitude × uniform(``ratio``) (in place): two cells a trough cannot tell apart, only their shapes."""
+    if prob <= 0:
+        return
+    for e in np.unique(home):
+        on = np.flatnonzero(home == e)
+        if len(on) >= 2 and rng.random() < prob:
+            amp[on[1]] = amp[on[0]] * rng.uniform(*ratio)
+
+
+def slow_beside_fast(rng, home: np.ndarray, amp: np.ndarray, rate: np.ndarray, prob: float,
+                     slow_hz: tuple[float, float], fast_hz: tuple[float, float]) -> None:
+    """With chance ``prob`` per electrode of two or more units, make its largest unit fire fast and
+    its smallest slowly (rates log-uniform in ``fast_hz`` and ``slow_hz``, in place): a few dozen
+    spikes beside thousands, the unit a mixture fitted on a sample overlooks."""
+    if prob <= 0:
+        return
+    for e in np.unique(home):
+        on = np.flatnonzero(home == e)
+        if len(on) >= 2 and rng.random() < prob:
+            rate[on[np.argmax(amp[on])]] = np.exp(rng.uniform(*np.log(fast_hz)))
+            rate[on[np.argmin(amp[on])]] = np.exp(rng.uniform(*np.log(slow_hz)))
+
+
 HARD = dict(units_per_electrode=(0.1, 0.2, 0.3, 0.25, 0.15), burst_fraction=0.4, lookalike_prob=0.5,
             artifact_rate_hz=0.2, hash_rate_hz=400.0)
 """The harder setting: up to 4 units per electrode, bursts, look-alikes, more artifacts and hash."""
-SETTINGS = {"standard": {}, "hard": HARD}
+STRESS = dict(units_per_electrode=(0.05, 0.15, 0.35, 0.3, 0.15), neighbour_prob=0.7, slow_prob=0.5,
+              burst_fraction=0.4, burst_decrement=0.75, hash_rate_hz=800.0, artifact_rate_hz=0.1)
+"""What separates features: same-electrode neighbours of similar amplitude and different shape,
+slow units beside fast large ones, bursts whose later spikes shrink, dense hash."""
+SETTINGS = {"standard": {}, "hard": HARD, "stress": STRESS}
 """The benchmarks' settings by name: knobs on top of the defaults."""
 
 
@@ -169,6 +203,8 @@ def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
             unit_tpl[on[1]] = np.interp(t / stretch, t, unit_tpl[on[0]])
             unit_amp[on[1]] = unit_amp[on[0]] * urng.uniform(0.6, 0.8)
     # extra draws only when a knob is on, so that default simulations stay as they were
+    similar_neighbours(urng, unit_el, unit_amp, cfg.neighbour_prob, cfg.neighbour_ratio)
+    slow_beside_fast(urng, unit_el, unit_amp, unit_rate, cfg.slow_prob, cfg.slow_rate_hz, cfg.fast_rate_hz)
     bursty = urng.random(n_units) < cfg.burst_fraction if cfg.burst_fraction > 0 else np.zeros(n_units, bool)
     times = [_spike_train(rng, r, cfg.refractory_ms / 1e3, span_s) for r in unit_rate]
     jitter = [1 + cfg.amplitude_jitter * rng.standard_normal(len(t)) for t in times]

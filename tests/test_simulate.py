@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from spikevae.cli import main
 from spikevae.groundtruth import GroundTruth
 from spikevae.reader import open_recording
-from spikevae.simulation import HARD, SimulationConfig, simulate
+from spikevae.simulation import HARD, STRESS, SimulationConfig, simulate
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "sample16.ns6"
 
@@ -33,6 +33,27 @@ def test_refractory_trains_bursts_and_lookalikes(tmp_path):
     close = [np.abs(tpl[a] - tpl[b]).max() for a in range(len(tpl)) for b in range(a + 1, len(tpl))
              if gt.unit_electrode[a] == gt.unit_electrode[b]]
     assert min(close) < 0.15  # a look-alike: nearly the same shape on one electrode
+
+
+def stress_pairs(gt):
+    """(amplitude ratio, rate ratio) of every electrode's largest unit against each other unit."""
+    out = []
+    for e in np.unique(gt.unit_electrode):
+        on = np.flatnonzero(gt.unit_electrode == e)
+        big = on[np.argmax(gt.unit_amplitude_uv[on])]
+        out += [(gt.unit_amplitude_uv[u] / gt.unit_amplitude_uv[big], gt.unit_rate_hz[u] / gt.unit_rate_hz[big])
+                for u in on if u != big]
+    return np.array(out)
+
+
+def test_stress_setting_has_similar_neighbours_and_slow_units_beside_fast_ones(tmp_path):
+    gt = simulate(tmp_path / "s.ns6", SimulationConfig(n_electrodes=16, duration_s=2.0, seed=3, **STRESS))
+    ratio = stress_pairs(gt)
+    assert (ratio[:, 0] > 0.7).mean() > 0.3            # neighbours nearly as large as the largest
+    assert (ratio[:, 1] < 0.3).sum() >= 3              # slow units beside a fast large one
+    assert gt.unit_rate_hz.min() < 3.0
+    standard = simulate(tmp_path / "d.ns6", SimulationConfig(n_electrodes=16, duration_s=2.0, seed=3))
+    assert (stress_pairs(standard)[:, 0] > 0.7).mean() < (ratio[:, 0] > 0.7).mean()
 
 
 def test_unit_seed_keeps_units_across_sessions_and_scale_drifts_them(tmp_path):

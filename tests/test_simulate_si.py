@@ -7,9 +7,10 @@ from spikevae.groundtruth import score
 from spikevae.reader import open_recording
 
 pytest.importorskip("spikeinterface")
-from spikevae.simulate_si import HARD, SIUtahConfig, simulate_si  # noqa: E402
+from spikevae.simulate_si import HARD, STRESS, SIUtahConfig, simulate_si  # noqa: E402
 
 from .conftest import fast_config  # noqa: E402
+from .test_simulate import stress_pairs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,17 @@ def test_hard_setting_has_lookalikes_and_bursts(tmp_path):
     short = [np.mean(np.diff(gt.timestamp[gt.unit == u]) < 8.5 * 30) for u in range(len(tpl))
              if (gt.unit == u).sum() > 20]
     assert max(short) > 0.1
+
+
+def test_stress_setting_has_similar_neighbours_and_slow_units_beside_fast_ones(tmp_path):
+    gt = simulate_si(tmp_path / "s.ns6", SIUtahConfig(n_electrodes=16, duration_s=2.0, seed=3, **STRESS))
+    ratio = stress_pairs(gt)
+    assert (ratio[:, 0] > 0.7).mean() > 0.3
+    assert (ratio[:, 1] < 0.3).sum() >= 3
+    tpl = gt.unit_template / -gt.unit_template.min(axis=1, keepdims=True)
+    el = gt.unit_electrode
+    assert max(np.abs(tpl[a] - tpl[b]).max() for a in range(len(tpl)) for b in range(a + 1, len(tpl))
+               if el[a] == el[b]) > 0.1  # neighbours differ in shape, not look-alikes
 
 
 def test_spikevae_sorts_the_other_family(si_recording, tmp_path):
