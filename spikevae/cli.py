@@ -165,7 +165,8 @@ def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms
 @click.argument("recording", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", type=click.Path(file_okay=False),
               help="Result folder [default: RECORDING.spikevae beside the input].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing result folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing result folder that spikevae wrote; any other path is refused and kept.")
 @click.option("--features", type=click.Choice(["vae", "pca", "ae", "vae-plain"]),
               help="Feature space: the β-VAE, per-electrode PCA, a plain auto-encoder (β=0) or a plain VAE "
                    f"(β=1, C=0) [default: {_SORT.features}].")
@@ -305,7 +306,8 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subs
 @click.option("--ground-truth", type=click.Path(dir_okay=False),
               help="Ground truth (.gt.npz) [default: the one beside a simulated recording, if any].")
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Report folder [default: RESULT/compare].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing report folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing report folder that spikevae wrote; any other path is refused and kept.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout and nothing else.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def compare(target, baselines, ground_truth, out, overwrite, as_json, quiet):
@@ -335,7 +337,8 @@ def compare(target, baselines, ground_truth, out, overwrite, as_json, quiet):
               help="nwb (pynwb), phy (phylib's TemplateModel), nev (Blackrock spike file), "
                    "spikeinterface (a saved BaseSorting).")
 @click.option("-o", "--out", type=click.Path(), help="Where to write [default: inside RESULT].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing export.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing export that spikevae wrote; any other path is refused and kept.")
 @export_options
 def export(result, fmt, out, overwrite, electrode_map, **metadata):
     """Write RESULT (a `spikevae sort` folder) in a format other tools open."""

@@ -133,10 +133,10 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
     if ground_truth is not None and not Path(ground_truth).is_file():
         raise SpikevaeError(f"--ground-truth {ground_truth}: no such file")
     if out is not None:
-        check_out(Path(out), overwrite)  # before any sorting work
+        check_out(Path(out), overwrite, "compare")  # before any sorting work
     result_dir = _result_for(Path(target), config, rep)
     out = Path(out) if out is not None else result_dir / "compare"
-    check_out(out, overwrite)
+    check_out(out, overwrite, "compare")
     res = load_result(result_dir)
     run, spikes = res["run"], res["spikes"]
     cfg = SortConfig.from_dict(run["config"])
@@ -193,7 +193,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
                                               "matched_unit": sc.matched_unit.tolist()}
     from .figures import write_figures  # matplotlib only when a report is written
 
-    with staged_folder(out, overwrite) as tmp:
+    with staged_folder(out, overwrite, "compare") as tmp:
         write_json(tmp / "compare.json", report)
         _write_csv(tmp / "compare.csv", sortings, gt is not None)
         write_figures(tmp, report, sortings, detected.electrode, detected.electrode_ids, gt)

@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from .errors import SpikevaeError
 from .nev import write_nev
-from .output import check_out, load_result, staged_file, staged_folder
+from .output import load_result, staged_file, staged_folder
 from .reader import TICKS_PER_SECOND
 from .geometry import recording_geometry
 
@@ -83,11 +83,10 @@ def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict |
     writer = {"nwb": lambda r, s, p: _nwb(r, s, p, meta), "phy": _phy, "nev": _nev,
               "spikeinterface": _spikeinterface}[fmt]
     if fmt in ("phy", "spikeinterface"):
-        with staged_folder(out, overwrite) as tmp:
+        with staged_folder(out, overwrite, fmt) as tmp:
             writer(result, res, tmp)
         return out
-    check_out(out, overwrite)
-    with staged_file(out) as tmp:
+    with staged_file(out, overwrite, fmt) as tmp:
         writer(result, res, tmp)
     return out
 

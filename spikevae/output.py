@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from filelock import FileLock, Timeout
 
+from . import __version__
 from .errors import SpikevaeError
 from .reader import TICKS_PER_SECOND
 
@@ -65,10 +66,81 @@ def save_npz(path, **arrays) -> None:
                 save_npy(f, array)
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Fail before any work if the result exists and may not be replaced."""
-    if out.exists() and not overwrite:
-        raise SpikevaeError(f"{out} already exists; pass --overwrite to replace it")
+MARK = ".spikevae-output"  # in every folder spikevae writes: its kind and files, so --overwrite replaces only that
+FOLDER_KINDS = ("result", "compare", "phy", "spikeinterface")
+EXPORT_FILES = {"sorting.nwb": "nwb", "sorting.nev": "nev"}  # exports' default names inside a result
+# an unmarked folder that an earlier version wrote: a result holds nothing but these
+LEGACY_RESULT = {*COMPLETE_FILES, "model.pt", "compare", "phy", "spikeinterface", *EXPORT_FILES}
+
+
+def not_ours(path: Path, kind: str) -> str | None:
+    """Why ``path`` is not a ``kind`` that spikevae wrote (a folder kind holding only what
+    spikevae wrote, or an "nwb", "nev" or "model" file), or None when ``--overwrite`` may
+    replace it."""
+    path = Path(path)
+    if kind in FOLDER_KINDS:
+        return _folder_not_ours(path, kind)
+    if not path.is_file():
+        return f"is not a file spikevae wrote (a {kind} export is a file)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(76)
+        if kind == "nev":
+            ours = head[:8] == b"NEURALEV" and head[44:76].rstrip(b"\0") == b"spikevae"
+        elif kind == "model":
+            ours = zipfile.is_zipfile(path) and b"spikevae-vae" in _pickle_of(path)
+        elif kind == "nwb":
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                script = f.get("general/source_script")
+                ours = script is not None and script.attrs.get("file_name") == "spikevae"
+        else:
+            raise ValueError(f"unknown output kind {kind!r}")
+    except (OSError, zipfile.BadZipFile, StopIteration):
+        ours = False
+    return None if ours else f"is not a {kind} file spikevae wrote"
+
+
+def _folder_not_ours(path: Path, kind: str) -> str | None:
+    if not path.is_dir():
+        return f"is not a folder spikevae wrote (a {kind} is a folder)"
+    names = {p.name for p in path.iterdir()} - {MARK}
+    if (path / MARK).is_file():
+        try:
+            mark = json.loads((path / MARK).read_text())
+            found, files = mark["kind"], set(mark["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"has a damaged {MARK}"
+        if found != kind:
+            return f"holds a spikevae {found}, not a {kind}"
+    elif kind == "result" and (path / "run.json").is_file() and names <= LEGACY_RESULT:
+        files = names  # written by an earlier version, which left no mark
+    elif kind != "result" and path.name == kind and _folder_not_ours(path.parent, "result") is None:
+        return None    # an export or report an earlier version wrote in its default place in a result
+    else:
+        return "was not written by spikevae"
+    others = sorted(n for n in names - files
+                    if not (kind == "result" and (not_ours(path / n, n) is None if n in FOLDER_KINDS else
+                                                  n in EXPORT_FILES and not_ours(path / n, EXPORT_FILES[n]) is None)))
+    return f"holds files spikevae did not write ({', '.join(others[:3])})" if others else None
+
+
+def _pickle_of(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as z:
+        return z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+
+
+def check_out(out: Path, overwrite: bool, kind: str) -> None:
+    """Fail before any work if ``out`` exists and may not be replaced: without ``overwrite``,
+    or when it is not a ``kind`` spikevae wrote (an input, a folder of the user's)."""
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise SpikevaeError(f"{out} already exists; pass --overwrite to replace it")
+        why = not_ours(out, kind)
+        if why is not None:
+            raise SpikevaeError(f"{out} {why}; --overwrite replaces only what spikevae wrote, so it is kept: "
+                                "choose another output")
     if not out.parent.is_dir():
         raise SpikevaeError(f"{out.parent}: no such folder for the output")
 
@@ -97,11 +169,12 @@ def _remove_stale_partials(out: Path) -> None:
 
 
 @contextmanager
-def staged_folder(out: Path, overwrite: bool):
-    """Yield a temporary folder beside ``out``; on success it replaces ``out`` atomically
-    (per rename), on any failure it is removed and ``out`` is left as it was. A lock beside
-    ``out`` keeps a second run from writing the same result at the same time."""
-    check_out(out, overwrite)
+def staged_folder(out: Path, overwrite: bool, kind: str = "result"):
+    """Yield a temporary folder beside ``out``, marked as a spikevae ``kind``; on success it
+    replaces ``out`` atomically (per rename), on any failure it is removed and ``out`` is left
+    as it was. A lock beside ``out`` keeps a second run from writing the same result at the
+    same time."""
+    check_out(out, overwrite, kind)
     lock = FileLock(out.with_name(f".{out.name}.lock"))
     try:
         lock.acquire(timeout=0)
@@ -110,13 +183,15 @@ def staged_folder(out: Path, overwrite: bool):
     except OSError as exc:
         raise SpikevaeError(f"{out.parent}: cannot write there ({exc.strerror})") from None
     try:
-        check_out(out, overwrite)  # again, now that no other run can be writing it
+        check_out(out, overwrite, kind)  # again, now that no other run can be writing it
         _remove_stale_partials(out)
         tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir()
             yield tmp
+            write_json(tmp / MARK, {"kind": kind, "spikevae_version": __version__,
+                                    "files": sorted(p.name for p in tmp.iterdir())})
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS:
@@ -137,10 +212,12 @@ def staged_folder(out: Path, overwrite: bool):
 
 
 @contextmanager
-def staged_file(out: Path):
+def staged_file(out: Path, overwrite: bool, kind: str):
     """Yield a temporary path beside ``out`` (same suffix, which pynwb wants for .nwb); on
-    success it replaces ``out`` in one rename, on failure it is removed."""
+    success it replaces ``out`` in one rename, on failure it is removed. ``out`` is checked
+    first as ``check_out`` checks it."""
     out = Path(out)
+    check_out(out, overwrite, kind)
     tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     try:
         yield tmp

@@ -30,7 +30,7 @@ from .config import SortConfig
 from .errors import SpikevaeError
 from .features import network_config
 from .geometry import check_spacing
-from .output import load_result, staged_file
+from .output import check_out, load_result, staged_file
 from .pipeline import open_source, sort
 from .progress import Reporter
 from .reader import file_checksum
@@ -94,6 +94,8 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
     rep = reporter or Reporter(quiet=True)
     device = pick_device(cfg.device)
     sessions = expand_sessions(sessions)
+    if out is not None:
+        check_out(Path(out), True, "model")  # a model it wrote is replaced, nothing else
     share = max(1, cfg.vae.max_train // len(sessions))
     rng = np.random.default_rng(cfg.seed)
     pooled = []
@@ -123,7 +125,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
         model = fit_normalised(x, net, device, cfg.seed, progress=up)
     model.trained_on = cfg.waveform_settings()
     if out is not None:
-        with staged_file(out) as tmp:
+        with staged_file(out, True, "model") as tmp:
             model.save(tmp)
     return model
 

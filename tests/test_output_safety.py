@@ -91,3 +91,52 @@ def test_a_result_that_appears_during_the_run_is_not_replaced(tmp_path):
             out.mkdir()                       # another host's run, which took no lock, finished first
             (out / "theirs").write_text("kept")
     assert (out / "theirs").read_text() == "kept" and not list(tmp_path.glob(".result.partial-*"))
+
+
+@pytest.fixture()
+def user_data(small_recording, tmp_path):
+    """A user's folder: a recording, a notes file, a thesis folder; and a result sorted from the recording."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rec = data / "rec.ns6"
+    rec.write_bytes(small_recording[0].read_bytes())
+    (data / "notes.txt").write_text("session notes")
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "chapter1.tex").write_text("\\chapter{One}")
+    result = spikevae.sort(rec, fast_config(features="pca"), out=tmp_path / "R").out
+    return rec, result
+
+
+@pytest.mark.parametrize("args, what", [
+    (["sort", "{rec}", "-o", "{data}", "--features", "pca", "-q"], "was not written by spikevae"),
+    (["sort", "{rec}", "-o", "{thesis}", "--features", "pca", "-q"], "was not written by spikevae"),
+    (["export", "{R}", "--to", "nev", "-o", "{rec}"], "is not a nev file spikevae wrote"),
+    (["export", "{R}", "--to", "phy", "-o", "{R}"], "holds a spikevae result, not a phy"),
+    (["compare", "{R}", "-o", "{R}", "-q"], "holds a spikevae result, not a compare"),
+])
+def test_overwrite_never_replaces_what_spikevae_did_not_write(user_data, tmp_path, args, what):
+    rec, result = user_data
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    names = {"rec": rec, "data": rec.parent, "thesis": tmp_path / "thesis", "R": result}
+    one_line_failure([a.format(**names) for a in args] + ["--overwrite"], what)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_overwrite_replaces_what_spikevae_wrote_and_keeps_a_result_holding_the_users_files(user_data, monkeypatch):
+    rec, result = user_data
+    runner = CliRunner()
+    for fmt in ("nev", "phy"):
+        for _ in range(2):  # the second time over its own export
+            r = runner.invoke(main, ["export", str(result), "--to", fmt, "--overwrite"])
+            assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["sort", str(rec), "-o", str(result), "--features", "pca", "--overwrite", "-q"])
+    assert r.exit_code == 0, r.output          # a result with its exports inside is spikevae's
+    (result / ".spikevae-output").unlink()      # as an earlier version left it: recognised by its files
+    r = runner.invoke(main, ["sort", str(rec), "-o", str(result), "--features", "pca", "--overwrite", "-q"])
+    assert r.exit_code == 0, r.output
+    (result / "my-analysis.ipynb").write_text("{}")
+    monkeypatch.chdir(result.parent)
+    for out in (str(result), "."):
+        one_line_failure(["sort", str(rec), "-o", out, "--features", "pca", "--overwrite", "-q"],
+                         "spikevae" if out == "." else "holds files spikevae did not write (my-analysis.ipynb)")
+    assert (result / "my-analysis.ipynb").is_file()
