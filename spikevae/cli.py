@@ -227,10 +227,13 @@ def train(sessions, out, quiet, **settings):
               help="Processes that cluster each session's electrodes [default: as `sort`, or 1 with -j/--scheduler].")
 @click.option("--export", "exports", multiple=True, type=click.Choice(["nwb", "phy", "nev", "spikeinterface"]),
               help="Also write each result in this format (repeatable); see `spikevae export`.")
+@click.option("--overwrite", is_flag=True,
+              help="Sort again the sessions (and train again the shared model) that an earlier batch in OUT made "
+                   "with other settings; without it such a batch is refused, naming the difference.")
 @export_options
 @settings_options
-def batch(sessions, out, model, jobs, scheduler, features, pca_components, workers, exports, electrode_map, quiet,
-          **settings):
+def batch(sessions, out, model, jobs, scheduler, features, pca_components, workers, exports, overwrite,
+          electrode_map, quiet, **settings):
     """Sort many SESSIONS with one shared model; resumable (finished sessions are skipped).
 
     SESSIONS are paths, quoted globs ('data/*.ns6') or a .txt file listing one path per line.
@@ -248,7 +251,8 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
                                            electrode_map=electrode_map), workers=workers)
     outcomes = run_batch(sessions, out, cfg, model=model, jobs=jobs, scheduler=scheduler,
                          reporter=Reporter(quiet=quiet),
-                         exports={"formats": list(exports), "metadata": metadata, "electrode_map": electrode_map})
+                         exports={"formats": list(exports), "metadata": metadata, "electrode_map": electrode_map},
+                         overwrite=overwrite)
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("sorted", "skipped", "failed")}
     click.echo(f"{counts['sorted']} sorted, {counts['skipped']} already done, {counts['failed']} failed "

@@ -69,8 +69,9 @@ def save_npz(path, **arrays) -> None:
 MARK = ".spikevae-output"  # in every folder spikevae writes: its kind and files, so --overwrite replaces only that
 FOLDER_KINDS = ("result", "compare", "phy", "spikeinterface")
 EXPORT_FILES = {"sorting.nwb": "nwb", "sorting.nev": "nev"}  # exports' default names inside a result
+EXPORTS_RECORD = "batch-exports.json"  # in a result: the metadata and map each batch export was written with
 # an unmarked folder that an earlier version wrote: a result holds nothing but these
-LEGACY_RESULT = {*COMPLETE_FILES, "model.pt", "compare", "phy", "spikeinterface", *EXPORT_FILES}
+LEGACY_RESULT = {*COMPLETE_FILES, "model.pt", "compare", "phy", "spikeinterface", *EXPORT_FILES, EXPORTS_RECORD}
 
 
 def not_ours(path: Path, kind: str) -> str | None:
@@ -122,7 +123,8 @@ def _folder_not_ours(path: Path, kind: str) -> str | None:
         return "was not written by spikevae"
     others = sorted(n for n in names - files
                     if not (kind == "result" and (not_ours(path / n, n) is None if n in FOLDER_KINDS else
-                                                  n in EXPORT_FILES and not_ours(path / n, EXPORT_FILES[n]) is None)))
+                                                  n in EXPORT_FILES and not_ours(path / n, EXPORT_FILES[n]) is None
+                                                  or n == EXPORTS_RECORD)))
     return f"holds files spikevae did not write ({', '.join(others[:3])})" if others else None
 
 

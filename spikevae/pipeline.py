@@ -172,6 +172,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             "input": source.info,
             "config": cfg.to_dict(), "features": cfg.features,
             "model": str(model) if model is not None else ("trained" if cfg.features != "pca" else None),
+            "model_checksum": file_checksum(model) if model is not None else None,
             "device": str(device), "platform": platform.platform(),
             # unrounded, so that `compare` labels the units from the same numbers as this run
             "noise_uv": dict(zip(electrode_ids.tolist(), noise.tolist())),

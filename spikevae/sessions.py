@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import json
 import shutil
 import time
 import traceback
@@ -30,7 +31,7 @@ from .config import SortConfig
 from .errors import SpikevaeError
 from .features import network_config
 from .geometry import check_spacing
-from .output import check_out, load_result, staged_file
+from .output import EXPORTS_RECORD, check_out, load_result, staged_file, write_json
 from .pipeline import open_source, sort
 from .progress import Reporter
 from .reader import file_checksum
@@ -130,30 +131,81 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
     return model
 
 
-def _done(result: Path, session: Path) -> bool:
-    """A finished result of this very file (same size and checksum of every byte)?"""
+# settings that do not change a result: the same sort on any number of processes, and the device
+# (recorded in run.json all the same)
+UNSCORED_SETTINGS = ("workers", "device")
+
+
+def settings_difference(then: dict, now: SortConfig) -> str | None:
+    """The first setting a result's ``run.json`` config differs in from ``now`` (as
+    "detection.threshold 3.5 → 5.0"), or None when it would sort the same."""
     try:
-        info = load_result(result)["run"]["input"]
+        old = SortConfig.from_dict(then).to_dict()  # fields a result predates take their defaults
+    except (TypeError, KeyError, SpikevaeError) as exc:
+        return f"settings of another spikevae version ({exc})"
+    new = now.to_dict()
+    for key in new:
+        if key in UNSCORED_SETTINGS:
+            continue
+        a, b = old.get(key), new[key]
+        for sub in (b if isinstance(b, dict) else {None: b}):
+            x, y = (a.get(sub), b[sub]) if sub is not None else (a, b)
+            if (list(x) if isinstance(x, tuple) else x) != (list(y) if isinstance(y, tuple) else y):
+                return f"{key}{'.' + sub if sub else ''} {x} → {y}"
+    return None
+
+
+def _state(result: Path, session: Path, cfg: SortConfig, model_checksum: str | None) -> str | None:
+    """None when ``result`` is a finished sort of this very file (same size and checksum of every
+    byte) with these settings and model; "missing" when there is none to reuse; else how it differs."""
+    try:
+        run = load_result(result)["run"]
     except SpikevaeError:
-        return False
-    return info.get("bytes") == session.stat().st_size and info.get("checksum") == file_checksum(session)
+        return "missing"
+    info = run["input"]
+    if info.get("bytes") != session.stat().st_size or info.get("checksum") != file_checksum(session):
+        return "missing"  # another recording under the same name: its result is replaced as a rerun's
+    if run.get("model_checksum", model_checksum) != model_checksum:  # older results kept no checksum
+        return "another model"
+    return settings_difference(run["config"], cfg)
+
+
+def model_difference(model: TrainedModel, cfg: SortConfig) -> str | None:
+    """The first network setting the shared ``model`` was trained with that ``cfg`` changes."""
+    want = asdict(network_config(cfg.features, cfg.vae))
+    have = asdict(model.net.cfg)
+    for key, value in want.items():
+        if have.get(key) != value:
+            return f"vae.{key} {have.get(key)} → {value}"
+    return None
 
 
 def write_exports(result: Path, exports: dict) -> None:
     """``exports``: {"formats": [...], "metadata": {...}, "electrode_map": path or None}, as
-    ``exports.export`` takes them; an export already there is kept. The DANDI warning was
-    given once for the batch."""
+    ``exports.export`` takes them; an export already there with the same metadata and map is
+    kept, one written with others is written again. The DANDI warning was given once for the
+    batch."""
     from .exports import DandiWarning, default_target, export
 
+    record_path = result / EXPORTS_RECORD
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    wanted = {"metadata": {k: v for k, v in (exports.get("metadata") or {}).items() if v not in (None, "", ())},
+              "electrode_map": exports.get("electrode_map")}
+    wanted = json.loads(json.dumps(wanted))  # tuples as lists, as they are read back
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DandiWarning)
         for fmt in exports.get("formats", ()):
-            if not default_target(result, fmt).exists():
-                export(result, fmt, metadata=exports.get("metadata"), electrode_map=exports.get("electrode_map"))
+            there = default_target(result, fmt).exists()
+            if not there or record.get(fmt) != wanted:
+                export(result, fmt, overwrite=there, metadata=exports.get("metadata"),
+                       electrode_map=exports.get("electrode_map"))
+                record[fmt] = wanted
+                write_json(record_path, record)
 
 
-def sort_session(session: str, out: str, config: SortConfig, model: str | None, exports: dict | None = None) -> dict:
-    """One session, for a worker: never raises, reports what happened."""
+def sort_session(session: str, out: str, config: SortConfig, model: str | None, exports: dict | None = None,
+                 reason: str = "") -> dict:
+    """One session, for a worker: never raises, reports what happened (``reason``: why it is sorted again)."""
     session_p, out_p = Path(session), Path(out)
     t0 = time.perf_counter()
     try:
@@ -161,7 +213,7 @@ def sort_session(session: str, out: str, config: SortConfig, model: str | None, 
         write_exports(r.out, exports or {})
         run = load_result(r.out)["run"]
         return asdict(SessionOutcome(session_p.stem, "sorted", run["input"]["duration_s"], r.n_units,
-                                     r.counts["kept"], time.perf_counter() - t0, "", session, out))
+                                     r.counts["sorted"], time.perf_counter() - t0, reason, session, out))
     except Exception as exc:  # a corrupt session must not stop the batch
         reason = str(exc) if isinstance(exc, SpikevaeError) else \
             f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=1).splitlines()[-1]})"
@@ -187,9 +239,11 @@ def _client(jobs: int, scheduler: str | None):
 
 def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int = 1,
           scheduler: str | None = None, reporter: Reporter | None = None,
-          exports: dict | None = None) -> list[SessionOutcome]:
+          exports: dict | None = None, overwrite: bool = False) -> list[SessionOutcome]:
     """Sort every session with one shared model (with ``features="pca"``, each session's own
-    PCA); ``exports`` as ``write_exports`` takes it. See the module's docstring."""
+    PCA); ``exports`` as ``write_exports`` takes it. Results (and the shared model) an earlier
+    batch made in ``out`` with other settings are refused, naming the difference, or with
+    ``overwrite`` made again. See the module's docstring."""
     cfg = config or SortConfig()
     rep = reporter or Reporter(quiet=True)
     paths = expand_sessions(sessions)
@@ -200,10 +254,25 @@ def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int
     if not shared and model is not None:
         raise SpikevaeError("--model applies to network features (vae, ae, vae-plain), not pca")
     model_path = Path(model) if model is not None else out / "model.pt"
+    retrain = False
     if shared and model_path.exists():
-        TrainedModel.load(model_path).check_compatible(cfg.waveform_settings(), model_path)
+        existing = TrainedModel.load(model_path)
+        existing.check_compatible(cfg.waveform_settings(), model_path)
+        differs = model_difference(existing, cfg) if model is None else None
+        if differs and not overwrite:
+            raise SpikevaeError(f"{model_path} was trained with other settings ({differs}); pass --overwrite to "
+                                "train it again and sort every session with it, or choose another -o")
+        retrain = bool(differs)
     elif model is not None:
         raise SpikevaeError(f"--model {model}: no such file")
+    if not retrain:
+        checksum = file_checksum(model_path) if shared and model_path.exists() else None
+        stale = {p: _state(out / f"{p.stem}.spikevae", p, cfg, checksum) for p in paths}
+        changed = {p: why for p, why in stale.items() if why not in (None, "missing")}
+        if changed and not overwrite:
+            p, why = next(iter(changed.items()))
+            raise SpikevaeError(f"{len(changed)} session(s) in {out} were sorted with other settings ({p.stem}: "
+                                f"{why}); pass --overwrite to sort them again, or choose another -o")
     client = _client(jobs, scheduler)  # an unreachable scheduler fails here, before any work
     if client is not None and cfg.workers is None:
         cfg = replace(cfg, workers=1)  # sessions already run side by side; no pool inside each
@@ -211,31 +280,38 @@ def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int
         out.mkdir(parents=True, exist_ok=True)
         if not shared:
             model_path = None
-        elif model_path.exists():
+        elif model_path.exists() and not retrain:
             rep.info(f"using {model_path}")
         else:
             train_shared(paths, cfg, out=model_path, reporter=rep, work=out)
         model_arg = str(model_path) if model_path is not None else None
+        if retrain:  # every result was embedded with the model that was replaced
+            checksum = file_checksum(model_path)
+            stale = {p: _state(out / f"{p.stem}.spikevae", p, cfg, checksum) for p in paths}
         todo, outcomes = [], {}
         for p in paths:
             result = out / f"{p.stem}.spikevae"
-            if _done(result, p):
+            if stale[p] is None:
                 write_exports(result, exports or {})
                 run = load_result(result)["run"]
                 outcomes[p] = SessionOutcome(p.stem, "skipped", run["input"]["duration_s"], run["counts"]["units"],
-                                             run["counts"]["kept"], 0.0, "already sorted", str(p), str(result))
+                                             run["counts"]["sorted"], sum(run["seconds"].values()),
+                                             "already sorted", str(p), str(result))
             else:
-                todo.append((str(p), str(result)))
+                again = "" if stale[p] == "missing" else f"sorted again: {stale[p]}"
+                todo.append((str(p), str(result), again))
         rep.info(f"{len(paths)} sessions: {len(outcomes)} already sorted, {len(todo)} to sort")
         with rep.bar("sort sessions", len(todo), unit="session") as up:
             if client is None:
-                for session, result in todo:
-                    outcomes[Path(session)] = SessionOutcome(**sort_session(session, result, cfg, model_arg, exports))
+                for session, result, again in todo:
+                    outcomes[Path(session)] = SessionOutcome(**sort_session(session, result, cfg, model_arg, exports,
+                                                                            again))
                     up(1)
             else:
                 from dask.distributed import as_completed
 
-                futures = [client.submit(sort_session, s, r, cfg, model_arg, exports, pure=False) for s, r in todo]
+                futures = [client.submit(sort_session, s, r, cfg, model_arg, exports, a, pure=False)
+                           for s, r, a in todo]
                 for fut in as_completed(futures):
                     o = SessionOutcome(**fut.result())
                     outcomes[Path(o.path)] = o

@@ -150,3 +150,45 @@ def test_batch_with_pca_features_workers_and_exports(sessions, tmp_path):
     (out / "day0.spikevae" / "sorting.nwb").unlink()  # a resumed batch writes exports that are missing
     r = CliRunner().invoke(main, ["batch", str(listing), "-o", str(out), "--features", "pca", "--export", "nwb", "-q"])
     assert r.exit_code == 0 and "2 already done" in r.output and (out / "day0.spikevae" / "sorting.nwb").is_file()
+
+
+def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions, first_batch, tmp_path):
+    out, _ = first_batch
+    two = [str(sessions / "day0.ns6"), str(sessions / "day1.ns6")]
+    runner = CliRunner()
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "-q"])
+    assert r.exit_code == 0 and "2 sorted" in r.output, r.output
+    before = (tmp_path / "b" / "day0.spikevae" / "spikes.npz").read_bytes()
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
+    assert r.exit_code == 1 and "2 session(s)" in r.output and "detection.threshold 3.25 → 5.0" in r.output, r.output
+    assert "--overwrite" in r.output and (tmp_path / "b" / "day0.spikevae" / "spikes.npz").read_bytes() == before
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--steps", "30"])
+    assert r.exit_code == 1 and "model.pt was trained with other settings (vae.steps 90 → 30)" in r.output, r.output
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5",
+                             "--overwrite", "-q"])
+    assert r.exit_code == 0 and "2 sorted" in r.output, r.output
+    rows = list(csv.DictReader(open(tmp_path / "b" / "sessions.csv")))
+    assert all(row["reason"].startswith("sorted again: detection.threshold") for row in rows)
+    assert spikevae.load_result(tmp_path / "b" / "day0.spikevae")["run"]["config"]["detection"]["threshold"] == 5.0
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5",
+                             "--workers", "2", "-q"])   # workers do not change a result: nothing to redo
+    assert r.exit_code == 0 and "2 already done" in r.output, r.output
+    rows = list(csv.DictReader(open(tmp_path / "b" / "sessions.csv")))
+    for row in rows:  # a skipped session keeps its sort's time and its sorted (not detected) spikes
+        run = spikevae.load_result(tmp_path / "b" / f"{row['session']}.spikevae")["run"]
+        assert float(row["seconds"]) > 0 and int(row["spikes"]) == run["counts"]["sorted"] < run["counts"]["kept"]
+
+
+def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    args = ["batch", str(sessions / "day0.ns6"), "-o", str(tmp_path / "n"), "--features", "pca", "--export", "nwb",
+            "-q"]
+    runner = CliRunner()
+    assert runner.invoke(main, args).exit_code == 0
+    nwb = tmp_path / "n" / "day0.spikevae" / "sorting.nwb"
+    with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        assert io.read().subject.subject_id is None
+    r = runner.invoke(main, [*args, "--subject-id", "M1", "--species", "Macaca mulatta", "--age", "P7Y"])
+    assert r.exit_code == 0 and "1 already done" in r.output, r.output
+    with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        assert io.read().subject.subject_id == "M1"
