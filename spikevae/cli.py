@@ -36,6 +36,7 @@ def _terminate(signum, frame):
 def main():
     """Spike sorting for Blackrock Utah-array recordings (.ns6) with a capacity-annealed β-VAE."""
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)  # a closed terminal or ssh session cleans up too
 
 
 _SORT, _DET, _VAE = SortConfig(), DetectionParams(), VAEConfig()  # defaults live in the dataclasses
@@ -84,6 +85,10 @@ _SETTINGS = [
                  help="Most waveforms used for training (balanced across electrodes) "
                       f"[default: {_VAE.max_train}]."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help=f"[default: {_SORT.device}]"),
+    click.option("--threads", type=click.IntRange(min=1),
+                 help="PyTorch threads for training and encoding on the CPU [default: the cores this process may "
+                      "use, divided among batch jobs]; on a machine others are using, 1 is faster (benchmarks/"
+                      "RESULTS.md, \"Training threads\"). The exact bits of a sort depend on it."),
     click.option("--seed", type=int, help=f"Makes CPU runs reproducible bit for bit [default: {_SORT.seed}]."),
     click.option("-q", "--quiet", is_flag=True, help="No progress output (warnings and errors still shown)."),
 ]
@@ -144,15 +149,15 @@ def settings_options(f):
 
 
 def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms, align_sample, artifact_fraction,
-                 pitch_um, allow_dense, max_amplitude, latent_dim, beta, c_max, steps, max_train, device, seed,
-                 features=None, pca_components=None, electrode_map=None):
+                 pitch_um, allow_dense, max_amplitude, latent_dim, beta, c_max, steps, max_train, device, threads,
+                 seed, features=None, pca_components=None, electrode_map=None):
     """The SortConfig of the options given; an option left out keeps its dataclass default."""
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
 
     return SortConfig(
         **given(channels=channels, band_hz=tuple(band) if band else None, filter_order=filter_order, device=device,
-                seed=seed, features=features, pca_components=pca_components, electrode_map=electrode_map,
+                seed=seed, features=features, pca_components=pca_components, electrode_map=electrode_map, threads=threads,
                 pitch_um=pitch_um, allow_dense=allow_dense),
         detection=DetectionParams(**given(threshold=threshold, polarity=polarity, dead_time_ms=dead_time_ms,
                                           align_sample=align_sample, artifact_fraction=artifact_fraction,
@@ -288,6 +293,8 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subs
 
     if not out.endswith(".ns6"):
         raise SpikevaeError(f"{out}: the simulated recording must be named *.ns6")
+    if not Path(out).resolve().parent.is_dir():
+        raise SpikevaeError(f"{Path(out).parent}: no such folder for the simulated recording")
     if hard and stress:
         raise SpikevaeError("--hard and --stress are two settings; choose one")
     cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed,

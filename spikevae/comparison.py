@@ -19,11 +19,12 @@ from .features import FEATURES, make_features
 from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, pair_units, score
 from .metrics import UnitTable, isolation, silhouette
 from .output import check_out, default_out, load_result, staged_folder, write_json
+from .parallel import torch_threads
 from .pipeline import embed, label_units, sort
 from .progress import Reporter
 from .spikes import Spikes
 from .store import groups
-from .train import pick_device
+from .train import cpu_threads, pick_device
 
 SUMMARY_COLUMNS = ("units", "sorted_fraction", "median_snr", "median_isi_violation", "median_isolation_distance",
                    "median_l_ratio", "mean_silhouette")
@@ -166,7 +167,8 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
         extractor = make_features(name, cfg.vae, device, cfg.seed, cfg.pca_components)
         features = np.zeros((detected.n, extractor.dim), np.float32)
         if detected.n:
-            embed(extractor, detected, features, rep)
+            with cpu_threads(torch_threads(cfg.threads)):
+                embed(extractor, detected, features, rep)
         sortings.append(clustered(name, features, extractor.history))
 
     for s in sortings:

@@ -8,6 +8,8 @@ from .params import (ClusterParams, CurationParams, DetectionParams, QualityPara
                      default_mixed_ratio, default_split_ratio, default_threshold)
 
 MIN_TRAIN_SPIKES = 200  # fewer waveforms than this cannot train the β-VAE
+MAX_STEPS = 1_000_000   # ~10 h on 2 cores; more is a typo, not a plan
+MAX_TRAIN = 50_000_000  # training waveforms held in memory: ~10 GB
 
 
 @dataclass
@@ -21,6 +23,7 @@ class SortConfig:
     device: str = "auto"                   # auto, cpu or cuda
     seed: int = 0
     workers: int | None = None             # processes for clustering and split; None = parallel.pool_size's choice
+    threads: int | None = None             # PyTorch CPU threads; None = parallel.torch_threads's choice
     electrode_map: str | None = None       # Blackrock .cmp placing the electrodes; None = the Utah grid
     pitch_um: float | None = None          # the map's site spacing; None = as the map states, else 400
     allow_dense: bool = False              # sort electrodes closer than a cell's reach, each alone
@@ -50,14 +53,17 @@ class SortConfig:
             ("--align-sample", d.align_sample, 0 <= d.align_sample < d.n_samples, f"within 0..{d.n_samples - 1}"),
             ("--artifact-fraction", d.artifact_fraction, 0 < d.artifact_fraction <= 1, "in (0, 1]"),
             ("--max-amplitude", d.max_amplitude_uv, d.max_amplitude_uv > 0, "> 0 µV"),
-            ("--latent-dim", v.latent_dim, v.latent_dim >= 1, ">= 1"),
+            ("--latent-dim", v.latent_dim, 1 <= v.latent_dim <= v.n_samples, f"within 1..{v.n_samples}"),
             ("--beta", v.beta, v.beta >= 0, ">= 0"),
             ("--c-max", v.c_max, v.c_max >= 0, ">= 0 nats"),
-            ("--steps", v.steps, v.steps >= 1, ">= 1"),
-            ("--max-train", v.max_train, v.max_train >= MIN_TRAIN_SPIKES, f">= {MIN_TRAIN_SPIKES}"),
+            ("--steps", v.steps, 1 <= v.steps <= MAX_STEPS, f"within 1..{MAX_STEPS}"),
+            ("--max-train", v.max_train, MIN_TRAIN_SPIKES <= v.max_train <= MAX_TRAIN,
+             f"within {MIN_TRAIN_SPIKES}..{MAX_TRAIN}"),
             ("--seed", self.seed, 0 <= self.seed < 2**32, "within 0..2^32-1"),
-            ("--pca-components", self.pca_components, self.pca_components >= 1, ">= 1"),
+            ("--pca-components", self.pca_components, 1 <= self.pca_components <= d.n_samples,
+             f"within 1..{d.n_samples} (the waveform's samples)"),
             ("--workers", self.workers, self.workers is None or self.workers >= 1, ">= 1"),
+            ("--threads", self.threads, self.threads is None or self.threads >= 1, ">= 1"),
             ("--gap-tolerance-ms", self.gap_tolerance_ms, self.gap_tolerance_ms >= 0, ">= 0"),
             ("--pitch-um", self.pitch_um, self.pitch_um is None or self.pitch_um > 0, "> 0 µm"),
         ]

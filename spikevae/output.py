@@ -224,8 +224,16 @@ def staged_file(out: Path, overwrite: bool, kind: str):
     try:
         yield tmp
         tmp.replace(out)
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRORS:
+            raise SpikevaeError(f"{exc.filename or out}: cannot write the {kind} ({exc.strerror}); "
+                                "nothing was kept") from None
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only disk refuses even to remove what is not there
+            pass
 
 
 def write_units_csv(path: Path, rows: list[dict]) -> None:
@@ -312,4 +320,26 @@ def load_result(folder) -> dict:
             or len(spike_waveforms) != n:
         raise SpikevaeError(f"{folder}: spikes.npz and spike_waveforms.npy do not hold the same spikes; "
                             "sort the recording again")
+    why = _inconsistent(spikes, units, run)
+    if why:
+        raise SpikevaeError(f"{folder}: {why}; was it edited by hand? Sort the recording again")
     return {"spikes": spikes, "units": units, "waveforms": waveforms, "spike_waveforms": spike_waveforms, "run": run}
+
+
+def _inconsistent(spikes: dict, units: list[dict], run: dict) -> str | None:
+    """What in a result's files contradicts the rest (a hand edit, another version's result)."""
+    from .config import SortConfig
+
+    try:
+        SortConfig.from_dict(run["config"])
+    except (TypeError, KeyError, ValueError, AttributeError, SpikevaeError) as exc:
+        return f"run.json's config is not this version's ({type(exc).__name__}: {exc})"
+    if not all(np.isfinite(spikes[k]).all() for k in ("amplitude_uv", "timestamp")):
+        return "spikes.npz holds amplitudes or times that are not numbers"
+    if len(spikes["timestamp"]) and np.any(np.diff(spikes["timestamp"]) < 0):
+        return "spikes.npz is not in time order"
+    ids = {u["unit"] for u in units}
+    sorted_ids = set(np.unique(spikes["unit"][spikes["unit"] >= 0]).tolist())
+    if sorted_ids != ids or any(u < -1 for u in np.unique(spikes["unit"]).tolist()):
+        return f"spikes.npz's units and units.csv's differ ({len(sorted_ids ^ ids)} ids in one only)"
+    return None

@@ -33,16 +33,24 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def torch_threads(requested: int | None, jobs: int = 1) -> int:
+    """PyTorch threads for one sort: ``requested`` if given, else the cores this process may use
+    shared among ``jobs`` sorts running side by side. More threads than free cores make each
+    step wait for the slowest (RESULTS.md, "Training threads")."""
+    return requested if requested is not None else max(1, available_cores() // max(1, jobs))
+
+
 MIN_POOL_ELECTRODES = 32
 
 
 def pool_size(requested: int | None, n_electrodes: int) -> int:
     """Worker processes for ``n_electrodes``: ``requested`` if given, else every available core
-    for a recording of at least ``MIN_POOL_ELECTRODES`` electrodes and 1 for a smaller one."""
+    for a recording of at least ``MIN_POOL_ELECTRODES`` electrodes and 1 for a smaller one;
+    never more than the cores available or the electrodes (the result is the same for any number)."""
     if requested is not None:
         if requested < 1:
             raise ValueError(f"workers must be at least 1, not {requested}")
-        return requested
+        return max(1, min(requested, available_cores(), n_electrodes))
     return available_cores() if n_electrodes >= MIN_POOL_ELECTRODES else 1
 
 

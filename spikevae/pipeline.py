@@ -26,7 +26,7 @@ from .geometry import Geometry, check_spacing, recording_geometry
 from .metrics import UnitTable, unit_table
 from .nev import read_nev_spikes
 from .output import check_free_space, default_out, staged_folder, write_json, write_result
-from .parallel import pool_size
+from .parallel import pool_size, torch_threads
 from .progress import Reporter
 from .quality import qualify
 from .params import DetectionParams
@@ -34,7 +34,7 @@ from .reader import TICKS_PER_SECOND, file_checksum, open_recording
 from .si_recording import describe_input, is_si_recording, open_si_recording, probe_positions
 from .spikes import Spikes
 from .splitting import split_units
-from .train import TrainedModel, pick_device
+from .train import TrainedModel, cpu_threads, pick_device
 
 
 @dataclass
@@ -153,7 +153,9 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         check_free_space(out.parent, n * (2 * 4 * extractor.dim + 44 + 4 * det.n_samples) + (1 << 20))
 
         features = store.create("features", np.float32, (extractor.dim,))
-        seconds.update(embed(extractor, spikes, features, rep))
+        threads = torch_threads(cfg.threads)
+        with cpu_threads(threads):
+            seconds.update(embed(extractor, spikes, features, rep))
         t0 = time.perf_counter()
         unit, table = label_units(spikes, features, cfg, rep)
         seconds["cluster"] = time.perf_counter() - t0
@@ -173,7 +175,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
             "config": cfg.to_dict(), "features": cfg.features,
             "model": str(model) if model is not None else ("trained" if cfg.features != "pca" else None),
             "model_checksum": file_checksum(model) if model is not None else None,
-            "device": str(device), "platform": platform.platform(),
+            "device": str(device), "threads": threads, "platform": platform.platform(),
             # unrounded, so that `compare` labels the units from the same numbers as this run
             "noise_uv": dict(zip(electrode_ids.tolist(), noise.tolist())),
             "threshold_uv": dict(zip(electrode_ids.tolist(), found.threshold_uv.tolist())),

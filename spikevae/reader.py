@@ -100,7 +100,7 @@ def parse_channels(spec: str | None, available: np.ndarray) -> np.ndarray:
     """``"1-32,40"`` → the electrode ids among ``available`` that the user asked for."""
     if spec is None or spec.strip() in ("", "all"):
         return np.asarray(available)
-    wanted: set[int] = set()
+    ranges = []  # kept as ranges: "1-2000000000" must not become two billion numbers
     for part in spec.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m:
@@ -108,8 +108,8 @@ def parse_channels(spec: str | None, available: np.ndarray) -> np.ndarray:
         lo, hi = int(m[1]), int(m[2] or m[1])
         if hi < lo:
             raise SpikevaeError(f"--channels: {part.strip()!r} runs backwards; write {hi}-{lo}")
-        wanted.update(range(lo, hi + 1))
-    chosen = np.array([e for e in available if e in wanted], dtype=available.dtype)
+        ranges.append((lo, hi))
+    chosen = np.array([e for e in available if any(lo <= e <= hi for lo, hi in ranges)], dtype=available.dtype)
     if len(chosen) == 0:
         raise SpikevaeError(f"--channels {spec} matches none of the file's electrodes "
                             f"({available.min()}-{available.max()})")

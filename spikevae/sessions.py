@@ -32,10 +32,11 @@ from .errors import SpikevaeError
 from .features import network_config
 from .geometry import check_spacing
 from .output import EXPORTS_RECORD, check_out, load_result, staged_file, write_json
+from .parallel import torch_threads
 from .pipeline import open_source, sort
 from .progress import Reporter
 from .reader import file_checksum
-from .train import TrainedModel, balanced_sample, fit_normalised, input_transforms, pick_device
+from .train import TrainedModel, balanced_sample, cpu_threads, fit_normalised, input_transforms, pick_device
 from .whitening import to_noise_units
 
 SESSION_COLUMNS = ("session", "status", "duration_s", "units", "spikes", "seconds", "reason", "path", "result")
@@ -122,7 +123,8 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
         raise SpikevaeError(f"only {len(x)} waveforms in all these sessions, too few to train on")
     rep.info(f"training one model on {len(x)} waveforms from {len(pooled)} sessions")
     net = network_config(cfg.features, cfg.vae)
-    with rep.bar(f"train shared {cfg.features}", net.steps, unit="step") as up:
+    with rep.bar(f"train shared {cfg.features}", net.steps, unit="step") as up, \
+            cpu_threads(torch_threads(cfg.threads)):
         model = fit_normalised(x, net, device, cfg.seed, progress=up)
     model.trained_on = cfg.waveform_settings()
     if out is not None:
@@ -133,7 +135,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
 
 # settings that do not change a result: the same sort on any number of processes, and the device
 # (recorded in run.json all the same)
-UNSCORED_SETTINGS = ("workers", "device")
+UNSCORED_SETTINGS = ("workers", "device", "threads")
 
 
 def settings_difference(then: dict, now: SortConfig) -> str | None:
@@ -276,8 +278,15 @@ def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int
     client = _client(jobs, scheduler)  # an unreachable scheduler fails here, before any work
     if client is not None and cfg.workers is None:
         cfg = replace(cfg, workers=1)  # sessions already run side by side; no pool inside each
+    if client is not None and scheduler is None and cfg.threads is None:
+        cfg = replace(cfg, threads=torch_threads(None, jobs))  # this machine's cores shared among the jobs
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / ".spikevae-write-test").touch()
+            (out / ".spikevae-write-test").unlink()
+        except OSError as exc:
+            raise SpikevaeError(f"{out}: cannot write there ({exc.strerror})") from None
         if not shared:
             model_path = None
         elif model_path.exists() and not retrain:

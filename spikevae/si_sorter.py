@@ -56,6 +56,7 @@ class SpikevaeSorter(BaseSorter):
         "device": "auto, cpu or cuda (the β-VAE's training)",
         "seed": "random seed; the same seed gives the same sort",
         "workers": "processes for clustering; None = one per core",
+        "threads": "PyTorch CPU threads; None = the cores this process may use",
         "electrode_map": "Blackrock .cmp placing the electrodes; None = the recording's probe, else a Utah grid",
         "pitch_um": "site spacing of electrode_map in µm; None = as the map states, else 400",
         "allow_dense": "sort channels closer than one cell's reach each alone (warned) instead of refusing",

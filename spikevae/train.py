@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -73,6 +74,17 @@ class TrainedModel:
             raise SpikevaeError(f"--model {path}: not a spikevae model ({type(exc).__name__})") from exc
         return cls(net=net.to(device).eval(), mean=ckpt["mean"], sd=ckpt["sd"], history=ckpt.get("history", {}),
                    trained_on=ckpt.get("trained_on", {}))
+
+
+@contextmanager
+def cpu_threads(n: int):
+    """PyTorch's intra-op threads set to ``n`` for a block, then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def input_transforms(noise: NoiseEstimate, cfg: VAEConfig) -> np.ndarray:

@@ -140,3 +140,14 @@ def test_overwrite_replaces_what_spikevae_wrote_and_keeps_a_result_holding_the_u
         one_line_failure(["sort", str(rec), "-o", out, "--features", "pca", "--overwrite", "-q"],
                          "spikevae" if out == "." else "holds files spikevae did not write (my-analysis.ipynb)")
     assert (result / "my-analysis.ipynb").is_file()
+
+
+def test_exports_and_batches_onto_a_read_only_disk_are_one_line(user_data, tmp_path):
+    rec, result = user_data
+    with tmpfs(tmp_path / "ro", 1024) as ro:
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        for fmt in ("nev", "phy"):
+            one_line_failure(["export", str(result), "--to", fmt, "-o", str(ro / f"x.{fmt}")],
+                             "(Read-only file system)")
+        one_line_failure(["batch", str(rec), "-o", str(ro / "b"), "--features", "pca", "-q"],
+                         "cannot write there (Read-only file system)")

@@ -8,7 +8,8 @@ from spikevae.parallel import MIN_POOL_ELECTRODES, available_cores, map_electrod
 
 
 def test_pool_size_follows_the_request_else_the_recordings_size():
-    assert pool_size(3, 8) == 3
+    assert pool_size(3, 8) == min(3, available_cores())
+    assert pool_size(1000, 96) == available_cores() and pool_size(1000, 1) == 1  # capped by cores and electrodes
     assert pool_size(None, MIN_POOL_ELECTRODES - 1) == 1
     assert pool_size(None, 96) == available_cores() >= 1
     with pytest.raises(ValueError):

@@ -130,11 +130,11 @@ def test_a_real_process_prints_no_traceback(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--threshold", "-1"], "--threshold -1.0: must be > 0"),
     (["--threshold", "0"], "--threshold 0.0: must be > 0"),
-    (["--steps", "0"], "--steps 0: must be >= 1"),
+    (["--steps", "0"], "--steps 0: must be within 1..1000000"),
     (["--seed", "-1"], "--seed -1: must be within"),
     (["--align-sample", "100"], "--align-sample 100: must be within 0..47"),
-    (["--latent-dim", "0"], "--latent-dim 0: must be >= 1"),
-    (["--max-train", "0"], "--max-train 0: must be >= 200"),
+    (["--latent-dim", "0"], "--latent-dim 0: must be within 1..48"),
+    (["--max-train", "0"], "--max-train 0: must be within 200..50000000"),
     (["--max-amplitude", "-1"], "--max-amplitude -1.0: must be > 0"),
     (["--channels", "5-1"], "runs backwards; write 1-5"),
 ])
