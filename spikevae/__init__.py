@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 _API = {"SortConfig": "config", "SortResult": "pipeline", "SpikevaeError": "errors",
         "SimulationConfig": "simulation", "batch": "sessions", "compare": "comparison", "export": "exports",
         "load_result": "output", "simulate": "simulation", "sort": "pipeline",
-        "to_spikeinterface": "exports", "utah_probe": "exports", "train_shared": "sessions",
+        "to_spikeinterface": "exports", "utah_probe": "exports", "utah_recording": "exports",
+        "train_shared": "sessions",
         "register_sorter": "si_sorter"}
 __all__ = [*_API, "__version__"]
 

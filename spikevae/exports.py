@@ -262,7 +262,7 @@ def _spikeinterface(result: Path, res: dict, folder: Path) -> None:
     with warnings.catch_warnings():
         # an in-memory NumpySorting has no provenance to save; the saved folder is the sorting
         warnings.filterwarnings("ignore", "The extractor is not serializable", UserWarning)
-        to_spikeinterface(result).save(folder=folder / "sorting", overwrite=True)
+        to_spikeinterface(result).save(folder=folder, overwrite=True)  # spikeinterface.load(folder) opens it
 
 
 def to_spikeinterface(result):
@@ -285,6 +285,27 @@ def to_spikeinterface(result):
         if key != "unit":
             sorting.set_property(key, np.array([u[key] for u in units]))
     return sorting
+
+
+def utah_recording(recording, electrode_map=None):
+    """``recording`` (a SpikeInterface recording spikevae sorted) with the Utah array attached as
+    its probe, channel ids as electrode ids placed by ``electrode_map`` (.cmp) or the default
+    grid, so that ``create_sorting_analyzer`` takes it; a recording with a probe is returned
+    as it is."""
+    from probeinterface import Probe
+
+    from .si_recording import electrode_ids_of
+
+    if recording.has_probe():
+        return recording
+    ids = electrode_ids_of(recording)
+    probe = Probe(ndim=2, si_units="um", name="Utah array", manufacturer="Blackrock Neurotech")
+    probe.set_contacts(positions=electrode_positions(ids, electrode_map), shapes="circle",
+                       shape_params={"radius": 20})
+    probe.set_device_channel_indices(np.arange(len(ids)))
+    placed = recording.clone()  # set_probe works in place; the user's recording stays as it was
+    placed.set_probe(probe)
+    return placed
 
 
 def utah_probe(result, electrode_map=None):

@@ -200,7 +200,7 @@ def test_spikeinterface_sorting_pairs_with_read_blackrock_in_an_analyzer(sorted_
     peak = recording.get_channel_ids()[np.abs(templates).max(axis=1).argmax(axis=1)]
     assert [int(c) for c in peak] == [u["electrode_id"] for u in units]  # each unit on its own electrode
     folder = export(result.out, "spikeinterface", out=tmp_path / "si")
-    assert si.load(folder / "sorting").get_num_units() == len(units)
+    assert si.load(folder).get_num_units() == len(units)
 
 
 def test_bad_exports_fail_in_one_line(sorted_small, tmp_path):

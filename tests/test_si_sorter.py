@@ -43,6 +43,20 @@ def test_run_sorter_gives_spikevae_sort_of_the_file_and_scores_in_spikeinterface
     assert len(well) == score(gt, sp["timestamp"], sp["unit"]).well_detected >= 0.5 * len(gt.unit_electrode)
 
 
+def test_run_sorter_to_an_analyzer_with_quality_metrics_in_two_lines(small_recording, tmp_path):
+    path, _ = small_recording
+    spikevae.register_sorter()
+    recording = se.read_blackrock(str(path))
+    sorting = ss.run_sorter("spikevae", recording, folder=tmp_path / "si", features="pca", device="cpu")
+    analyzer = si.create_sorting_analyzer(sorting, spikevae.utah_recording(recording), format="memory")
+    analyzer.compute(["random_spikes", "noise_levels", "templates", "quality_metrics"])
+    metrics = analyzer.get_extension("quality_metrics").get_data()
+    assert len(metrics) == sorting.get_num_units() > 0 and metrics["snr"].notna().all()
+    locations = analyzer.recording.get_channel_locations()
+    assert np.abs(np.diff(locations[:2, 0])) == 400  # the Utah pitch, electrodes of one row side by side
+    assert not recording.has_probe()                 # the user's recording is left as it was
+
+
 def test_sort_takes_a_recording_object_with_its_own_channel_names(tmp_path):
     x, ticks = noise_with_spikes(n_samples=150_000)
     recording = si.NumpyRecording([x.astype(np.float32)], 30_000.0, channel_ids=["a", "b", "c", "d"])
