@@ -59,9 +59,56 @@ def write_nev(path, timestamp: np.ndarray, electrode_id: np.ndarray, unit_class:
             f.write(block.tobytes())
 
 
+MAX_RESETS = 16           # clock resets (pauses) a real file has; more is damage
+MAX_GAP_S = 3600.0        # no packet for an hour inside a segment: a wild timestamp
+
+
+def check_packets(path: Path) -> None:
+    """Damage neo reads past in silence, found in the packets' own bytes: a file cut inside a
+    packet, timestamps out of order (more resets than pauses make) or leaping by hours, and
+    spikes on electrodes whose extended header (NEUEVWAV) is missing or damaged."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        basic = f.read(_BASIC.size)
+        if len(basic) < _BASIC.size:
+            raise SpikevaeError(f"{path}: the header is cut short ({len(basic)} of {_BASIC.size} bytes)")
+        fields = _BASIC.unpack(basic)
+        major, header_bytes, packet_bytes, n_ext = fields[1], fields[4], fields[5], fields[-1]
+        if packet_bytes < 8 or not _BASIC.size + 32 * n_ext <= header_bytes <= size:
+            raise SpikevaeError(f"{path}: damaged header (header {header_bytes} bytes with {n_ext} extended "
+                                f"headers, packets {packet_bytes} bytes, file {size} bytes)")
+        ext = f.read(32 * n_ext)
+    n, rest = divmod(size - header_bytes, packet_bytes)
+    if rest:
+        raise SpikevaeError(f"{path}: the file ends {rest} bytes into a {packet_bytes}-byte packet after {n} "
+                            "whole ones: it was cut short (copy it again)")
+    wav_ids = {int.from_bytes(ext[i + 8:i + 10], "little") for i in range(0, len(ext), 32)
+               if ext[i:i + 8] == b"NEUEVWAV"}
+    stamp = ("<u8", 8) if major >= 3 else ("<u4", 4)
+    packets = np.memmap(path, np.uint8, "r", offset=header_bytes, shape=(n, packet_bytes))
+    ts = packets[:, :stamp[1]].copy().view(stamp[0])[:, 0].astype(np.int64)
+    ids = packets[:, stamp[1]:stamp[1] + 2].copy().view("<u2")[:, 0]
+    spikes = (ids > 0) & (ids < 0x8000)
+    orphans = np.setdiff1d(np.unique(ids[spikes]), sorted(wav_ids))
+    if len(orphans):
+        lost = int(np.isin(ids, orphans).sum())
+        raise SpikevaeError(f"{path}: {lost} spikes on electrode(s) {', '.join(map(str, orphans[:5]))} have no "
+                            "waveform description in the header (damaged extended headers)")
+    back = np.flatnonzero(np.diff(ts) < 0)
+    if len(back) > MAX_RESETS:
+        raise SpikevaeError(f"{path}: timestamps run backwards at {len(back)} places (packet {back[0] + 1}: "
+                            f"{ts[back[0] + 1]} after {ts[back[0]]}): damaged packets")
+    leap = np.diff(ts) > MAX_GAP_S * TICKS_PER_SECOND
+    if leap.any():
+        i = int(np.argmax(leap))
+        raise SpikevaeError(f"{path}: a timestamp leaps {(ts[i + 1] - ts[i]) / TICKS_PER_SECOND:.0f} s ahead "
+                            f"(packet {i + 1}): damaged packets")
+
+
 def _spike_parts(reader) -> dict:
-    """Per neo spike channel (electrode and unit class) and segment: ticks, ids, classes, µV waveforms."""
-    parts = {k: [] for k in ("timestamp", "electrode_id", "unit_class", "waveform")}
+    """Per neo spike channel (electrode and unit class) and segment: ticks, ids, classes, µV
+    waveforms and the segment."""
+    parts = {k: [] for k in ("timestamp", "electrode_id", "unit_class", "waveform", "segment")}
     for u, (name, _id, *_rest) in enumerate(reader.header["spike_channels"]):
         electrode, klass = (int(x) for x in name[2:].split("#"))
         for seg in range(reader.segment_count(0)):
@@ -74,12 +121,17 @@ def _spike_parts(reader) -> dict:
             parts["electrode_id"].append(np.full(len(ts), electrode, np.int32))
             parts["unit_class"].append(np.full(len(ts), klass, np.int32))
             parts["waveform"].append(reader.rescale_waveforms_to_float(raw, "float32", u)[:, 0, :])
+            parts["segment"].append(np.full(len(ts), seg, np.int32))
     return parts
 
 
 def read_nev_spikes(path, channels: str | None = None) -> dict:
-    """Every spike of a ``.nev`` read through neo, in time order: ``timestamp`` (30 kHz ticks),
-    ``electrode_id``, ``unit_class`` and ``waveform`` (n × samples, µV)."""
+    """Every spike of a ``.nev`` read through neo (damage checked first, ``check_packets``), in
+    time order: ``timestamp`` (30 kHz ticks), ``electrode_id``, ``unit_class``, ``waveform``
+    (n × samples, µV) and ``segment``. A file whose clock was reset by pauses has one segment
+    per stretch; each segment after the first is moved to start right after the one before, so
+    that times increase, and ``segments`` gives each one's first tick in the file
+    (``file_start_tick``) and on spikevae's clock (``start_tick``) with its length."""
     from neo.rawio import BlackrockRawIO
 
     from .reader import first_line, parse_channels
@@ -90,6 +142,7 @@ def read_nev_spikes(path, channels: str | None = None) -> dict:
     with open(path, "rb") as f:
         if f.read(8) != b"NEURALEV":
             raise SpikevaeError(f"{path}: not a Blackrock .nev file")
+    check_packets(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -106,8 +159,17 @@ def read_nev_spikes(path, channels: str | None = None) -> dict:
     if not parts["timestamp"]:
         raise SpikevaeError(f"{path}: the file holds no spike waveforms")
     out = {k: np.concatenate(v) for k, v in parts.items()}
+    segments, start = [], None
+    for seg in range(reader.segment_count(0)):  # laid end to end, the first where the file has it
+        ticks = out["timestamp"][out["segment"] == seg]
+        first = int(round(reader.segment_t_start(0, seg) * TICKS_PER_SECOND))
+        last = max(int(round(reader.segment_t_stop(0, seg) * TICKS_PER_SECOND)), int(ticks.max(initial=first)))
+        start = first if start is None else start
+        out["timestamp"][out["segment"] == seg] += start - first
+        segments.append({"start_tick": start, "n_samples": last - first + 1, "file_start_tick": first})
+        start += last - first + 1
     ids = np.unique(out["electrode_id"])
     chosen = parse_channels(channels, ids)
     keep = np.isin(out["electrode_id"], chosen)
     order = np.argsort(out["timestamp"][keep], kind="stable")
-    return {k: v[keep][order] for k, v in out.items()}
+    return {**{k: v[keep][order] for k, v in out.items()}, "segments": segments}

@@ -219,11 +219,10 @@ def open_source(path, cfg: SortConfig) -> Source:
     if path.suffix.lower() == ".nev":
         spikes = read_nev_spikes(path, cfg.channels)
         ids = np.unique(spikes["electrode_id"])
-        first, last = int(spikes["timestamp"][0]), int(spikes["timestamp"][-1])
+        segments = spikes["segments"]
         info = {"path": str(path.resolve()), "name": path.name, "bytes": path.stat().st_size,
-                "checksum": file_checksum(path), "file_spec": "nev",
-                "electrodes": ids, "segments": [{"start_tick": first, "n_samples": last - first + 1}],
-                "duration_s": (last - first + 1) / TICKS_PER_SECOND}
+                "checksum": file_checksum(path), "file_spec": "nev", "electrodes": ids, "segments": segments,
+                "duration_s": sum(s["n_samples"] for s in segments) / TICKS_PER_SECOND}
         geometry = recording_geometry(ids, cfg.electrode_map, cfg.pitch_um)
         info["geometry"] = geometry.describe()
         return Source(path, ids, info,
