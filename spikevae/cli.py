@@ -319,9 +319,12 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subs
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Report folder [default: RESULT/compare].")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing report folder that spikevae wrote; any other path is refused and kept.")
+@click.option("--sort-seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Embed and cluster each space with this many seeds, so that the verdict says whether the "
+                   "difference exceeds their spread.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout and nothing else.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def compare(target, baselines, ground_truth, out, overwrite, as_json, quiet):
+def compare(target, baselines, ground_truth, out, overwrite, sort_seeds, as_json, quiet):
     """Compare feature spaces on identical detections and clustering.
 
     TARGET is a result folder of `spikevae sort` (its detections are reused) or a
@@ -334,7 +337,7 @@ def compare(target, baselines, ground_truth, out, overwrite, as_json, quiet):
     from .progress import Reporter
 
     report = run_compare(target, baselines=baselines, ground_truth=ground_truth, out=out, overwrite=overwrite,
-                         reporter=Reporter(quiet=quiet or as_json))
+                         reporter=Reporter(quiet=quiet or as_json), sort_seeds=sort_seeds)
     if as_json:
         click.echo(json.dumps(report, default=float))
     else:

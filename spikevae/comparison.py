@@ -2,17 +2,19 @@
 
 Every feature space sees the same detected waveforms and the same clustering; only the
 features differ. Without ground truth the sortings are compared by per-unit quality (SNR,
-ISI violations, isolation distance, L-ratio, silhouette, all in each sorting's own
-clustering space) and by their agreement with the result's sorting; with ground truth
-(SpikeInterface conventions, see ``groundtruth``) by accuracy per true unit.
+ISI violations, isolation distance, L-ratio, silhouette, the last three in one space common
+to all: each electrode's whitened waveforms on their principal axes) and by their agreement
+with the result's sorting; with ground truth (SpikeInterface conventions, see
+``groundtruth``) by accuracy per true unit. The verdict names the space that sorts more.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from .clustering import principal_space
 from .config import SortConfig
 from .errors import SpikevaeError
 from .features import FEATURES, make_features
@@ -24,7 +26,8 @@ from .pipeline import embed, label_units, sort
 from .progress import Reporter
 from .spikes import Spikes
 from .store import groups
-from .train import cpu_threads, pick_device
+from .train import cpu_threads, input_transforms, pick_device
+from .whitening import to_noise_units
 
 SUMMARY_COLUMNS = ("units", "sorted_fraction", "median_snr", "median_isi_violation", "median_isolation_distance",
                    "median_l_ratio", "mean_silhouette")
@@ -73,10 +76,50 @@ def _check_ground_truth(gt: GroundTruth, run: dict, path) -> None:
                             f"(electrodes or times outside the recording)")
 
 
-def _quality(s: FeatureSorting, electrode: np.ndarray, electrode_ids: list[int], seed: int) -> None:
+def _common_space(detected: Spikes, cfg: SortConfig) -> np.ndarray:
+    """One space for every sorting's isolation metrics, so that they compare: each electrode's
+    waveforms in noise units, whitened (``whitening``), on their ``cluster.n_dims`` principal axes."""
+    out = np.zeros((detected.n, cfg.cluster.n_dims))
+    transforms = input_transforms(detected.noise, cfg.vae)
+    for e, idx in groups(detected.electrode).items():
+        if len(idx) > cfg.cluster.n_dims:
+            x = to_noise_units(np.asarray(detected.waveform[idx]), detected.electrode[idx], transforms)
+            out[idx] = principal_space(x, cfg.cluster.n_dims, cfg.seed)
+    return out
+
+
+def verdict(sortings: list[FeatureSorting], reseeded: dict, timestamp: np.ndarray, gt: GroundTruth | None) -> dict:
+    """Which space sorts more: well-detected units with ground truth, else units (with the
+    common-space isolation beside them); by how much; and, with other seeds' sortings, whether
+    the difference exceeds the spread of either space over seeds."""
+    def count(unit):
+        return score(gt, timestamp, unit).well_detected if gt is not None else len(np.unique(unit[unit >= 0]))
+
+    what = "well-detected units" if gt is not None else "units"
+    values = {s.name: count(s.unit) for s in sortings}
+    spread = {s.name: (max(v) - min(v) if len(v) > 1 else None)
+              for s in sortings for v in [[values[s.name], *map(count, reseeded[s.name])]]}
+    first, *others = [s.name for s in sortings]
+    lines, exceeds = [], {}
+    for other in others:
+        a, b = values[first], values[other]
+        diff = f"{(a - b) / b:+.0%}" if b else "–"
+        widest = max((spread[n] for n in (first, other) if spread[n] is not None), default=None)
+        exceeds[other] = None if widest is None else abs(a - b) > widest
+        lead = first if a > b else other if b > a else None
+        said = f"{lead} sorts more {what}" if lead else f"{first} and {other} sort as many {what}"
+        seeds = ("; the spread over seeds was not measured (--sort-seeds 3 measures it)" if widest is None else
+                 f"; {'more' if exceeds[other] else 'no more'} than the spread over seeds ({widest})")
+        lines.append(f"{said}: {a} against {b} ({diff}){seeds}")
+    return {"metric": what, "values": values, "seed_spread": spread, "exceeds_spread": exceeds, "text": lines}
+
+
+def _quality(s: FeatureSorting, electrode: np.ndarray, electrode_ids: list[int], seed: int,
+             common: np.ndarray) -> None:
+    """Per-unit and per-electrode metrics, isolation measured in the ``common`` space."""
     rows = {r["unit"]: r for r in s.table.rows}
     for e, idx in groups(electrode).items():
-        labels, space = s.unit[idx], s.space[idx]
+        labels, space = s.unit[idx], common[idx]
         for u in np.unique(labels[labels >= 0]):
             iso, lr = isolation(space, labels, u)
             r = rows[int(u)]
@@ -121,11 +164,15 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def compare(target, baselines=("pca",), ground_truth=None, out=None, config: SortConfig | None = None,
-            overwrite: bool = False, reporter: Reporter | None = None) -> dict:
+            overwrite: bool = False, reporter: Reporter | None = None, sort_seeds: int = 1) -> dict:
     """Compare the feature space of a result (or of a fresh sort of a recording) with
     ``baselines``; writes ``compare.json``, ``compare.csv``, figures and ``compare.html``
-    into ``out`` (default ``RESULT/compare``) and returns the report."""
+    into ``out`` (default ``RESULT/compare``) and returns the report, whose ``verdict`` says
+    which space sorts more units and, with ``sort_seeds`` > 1 (each space embedded and
+    clustered again with the next seeds), whether the difference exceeds their spread."""
     rep = reporter or Reporter(quiet=True)
+    if sort_seeds < 1:
+        raise SpikevaeError(f"--sort-seeds {sort_seeds}: must be >= 1")
     unknown = [b for b in baselines if b not in FEATURES]
     if unknown:
         raise SpikevaeError(f"--baseline {unknown[0]}: unknown; choose from {', '.join(FEATURES)}")
@@ -135,6 +182,8 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
         raise SpikevaeError(f"--ground-truth {ground_truth}: no such file")
     if out is not None:
         check_out(Path(out), overwrite, "compare")  # before any sorting work
+    elif Path(target).is_file() and (default_out(target) / "compare").exists():
+        check_out(default_out(target) / "compare", overwrite, "compare")  # said before a sort, not after
     result_dir = _result_for(Path(target), config, rep)
     out = Path(out) if out is not None else result_dir / "compare"
     check_out(out, overwrite, "compare")
@@ -161,18 +210,28 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
         raise SpikevaeError(f"{result_dir}: re-clustering its features does not reproduce its units; "
                             f"was it written by another spikevae version?")
     device = pick_device("auto")
-    for name in dict.fromkeys(baselines):
-        if name == main_name:
-            continue
-        extractor = make_features(name, cfg.vae, device, cfg.seed, cfg.pca_components)
+
+    def embedded(name, seed):
+        extractor = make_features(name, cfg.vae, device, seed, cfg.pca_components)
         features = np.zeros((detected.n, extractor.dim), np.float32)
         if detected.n:
             with cpu_threads(torch_threads(cfg.threads)):
                 embed(extractor, detected, features, rep)
-        sortings.append(clustered(name, features, extractor.history))
+        return features, extractor.history
 
+    for name in dict.fromkeys(baselines):
+        if name != main_name:
+            sortings.append(clustered(name, *embedded(name, cfg.seed)))
+    reseeded = {s.name: [] for s in sortings}  # the other seeds' sortings, for the verdict's spread
+    for seed in range(cfg.seed + 1, cfg.seed + sort_seeds):
+        cfg_seed = replace(cfg, seed=seed)
+        for name in reseeded:
+            space = np.zeros((detected.n, cfg.cluster.n_dims))
+            reseeded[name].append(label_units(detected, embedded(name, seed)[0], cfg_seed, rep, space_out=space)[0])
+
+    common = _common_space(detected, cfg)
     for s in sortings:
-        _quality(s, detected.electrode, detected.electrode_ids, cfg.seed)
+        _quality(s, detected.electrode, detected.electrode_ids, cfg.seed, common)
     report = {"result": str(result_dir), "recording": run["input"]["name"], "spikes": detected.n,
               "settings": {"band_hz": list(cfg.band_hz), "threshold": cfg.detection.threshold,
                            "polarity": cfg.detection.polarity, "electrodes": len(detected.electrode_ids),
@@ -193,6 +252,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, config: Sor
             report["ground_truth"][s.name] = {"accuracy": sc.accuracy.tolist(), "precision": sc.precision.tolist(),
                                               "recall": sc.recall.tolist(),
                                               "matched_unit": sc.matched_unit.tolist()}
+    report["verdict"] = verdict(sortings, reseeded, detected.timestamp, gt)
     from .figures import write_figures  # matplotlib only when a report is written
 
     with staged_folder(out, overwrite, "compare") as tmp:
@@ -241,6 +301,7 @@ def table_text(report: dict) -> str:
             v = report["summary"][n].get(key)
             cells.append(("–" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)).rjust(width))
         lines.append(label.ljust(16) + "".join(cells))
+    lines += [f"verdict: {t}" for t in report.get("verdict", {}).get("text", [])]
     for n, a in report["agreement"].items():
         lines.append(f"agreement {names[0]}↔{n}: {a['matched_units']} of {a['units_a']}/{a['units_b']} units paired, "
                      f"{a['spike_agreement']:.1%} of spikes labelled alike")

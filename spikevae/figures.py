@@ -28,11 +28,11 @@ METRICS = [
     ("ISI violations", "median_isi_violation", "{:.3f}", "median share of a unit's intervals under 1.5 ms"),
     ("isolation distance", "median_isolation_distance", "{:.1f}",
      "median Mahalanobis radius holding as many other spikes as the unit has; higher = better isolated "
-     "(each sorting's own clustering space)"),
+     "(one space for all: each electrode's whitened waveforms on their principal axes)"),
     ("L-ratio", "median_l_ratio", "{:.2g}",
-     "median L-ratio: other spikes inside a unit's cluster; lower = better (each sorting's own clustering space)"),
+     "median L-ratio: other spikes inside a unit's cluster; lower = better (the same common space)"),
     ("silhouette", "mean_silhouette", "{:.2f}",
-     "mean over electrodes of the silhouette of sorted spikes, −1..1 (each sorting's own clustering space)"),
+     "mean over electrodes of the silhouette of sorted spikes, −1..1 (the same common space)"),
 ]
 GT_METRICS = [
     ("well detected", "well_detected", "{:d}", "true units found with accuracy ≥ 0.8"),
@@ -241,6 +241,7 @@ def page(report: dict, figures: list[tuple[str, str]]) -> str:
              "curation and quality labelling; only the features differ. Data: "
              "<a href='compare.csv'>compare.csv</a> (per electrode), <a href='compare.json'>compare.json</a> "
              "(everything, per unit).</p>",
+             "".join(f"<p><b>Verdict:</b> {e(t)}</p>" for t in report.get("verdict", {}).get("text", [])),
              f"<h2>Summary</h2><table><tr><th></th>{head}<th>what it measures</th></tr>{body}</table>",
              f"<ul>{agree}</ul>", gt]
     parts += [f"<h2>{e(t)}</h2><p>{e(FIGURE_NOTES[f])}</p><img src='{f}' alt='{e(t)}'>" for f, t in figures]

@@ -59,7 +59,8 @@ def test_report_files(report):
     # a report, not a dump: the run's settings, links to the data, what each metric means
     assert "band 250–750 Hz" in html and "threshold 3.25 × noise SD" in html
     assert "href='compare.csv'" in html and "href='compare.json'" in html
-    assert "own clustering space" in html and "<th>well detected</th>" in html
+    assert "common space" in html and "<th>well detected</th>" in html
+    assert "<b>Verdict:</b>" in html
 
 
 def test_colours_are_matched_across_feature_spaces():
@@ -126,6 +127,29 @@ def test_cli_json_and_bad_input(sorted_small, small_recording, tmp_path):
     shutil.copy(small_recording[0], rec)
     fails(["compare", str(rec), "-o", str(tmp_path / "missing" / "k")], "no such folder for the output")
     assert not (tmp_path / "copy.spikevae").exists()
+
+
+def test_the_verdict_names_the_better_space_and_the_spread_over_seeds(report, sorted_small, tmp_path):
+    v = report["verdict"]
+    assert v["metric"] == "well-detected units" and set(v["values"]) == {"vae", "pca", "ae"}
+    assert v["values"]["vae"] == report["summary"]["vae"]["well_detected"]
+    assert len(v["text"]) == 2 and "not measured" in v["text"][0] and v["exceeds_spread"]["pca"] is None
+    result, _ = sorted_small
+    seeded = compare(result.out, baselines=("pca",), out=tmp_path / "seeded", sort_seeds=2,
+                     ground_truth=None)
+    spread = seeded["verdict"]["seed_spread"]
+    assert set(spread) == {"vae", "pca"} and all(isinstance(x, int) and x >= 0 for x in spread.values())
+    text = seeded["verdict"]["text"][0]
+    assert "than the spread over seeds" in text and (seeded["verdict"]["exceeds_spread"]["pca"] ==
+                                                       ("no more" not in text))
+
+
+def test_isolation_is_measured_in_one_space_for_every_sorting(report):
+    """The same unit found by two spaces gets the same isolation: the space no longer differs."""
+    pairs = report["agreement"]["pca"]["pairs"]
+    iso = {name: {u["unit"]: u["isolation_distance"] for u in report["units"][name]} for name in ("vae", "pca")}
+    same = [p for p in pairs if p["agreement"] == 1.0]
+    assert same and all(np.isclose(iso["vae"][p["unit_a"]], iso["pca"][p["unit_b"]], equal_nan=True) for p in same)
 
 
 def test_recording_form_sorts_then_refuses_a_result_of_another_file(small_recording, sorted_small, tmp_path):
