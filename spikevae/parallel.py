@@ -19,6 +19,8 @@ workers already started).
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from joblib import Parallel, delayed, parallel_config
@@ -66,7 +68,22 @@ def map_electrodes(fn: Callable, tasks: Iterable[tuple], workers: int, progress=
                 yield result
         return
     with parallel_config(backend="loky", inner_max_num_threads=1):  # set as each worker starts
-        for result in Parallel(n_jobs=workers, return_as="generator")(delayed(fn)(*task) for task in tasks):
+        for result in Parallel(n_jobs=workers, return_as="generator", initializer=_watch_parent,
+                               initargs=(os.getpid(),))(
+                delayed(fn)(*task) for task in tasks):
             if progress is not None:
                 progress(1)
             yield result
+
+
+def _watch_parent(parent: int) -> None:
+    """Each pool worker ends itself once the sort that started it (``parent``) is gone: loky
+    keeps idle workers for minutes, and a sort killed outright (kill -9, an OOM kill) cannot
+    tell them to go."""
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int, every_s: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)

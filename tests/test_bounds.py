@@ -62,3 +62,27 @@ def test_a_hang_up_removes_the_partial_result_and_its_lock(small_recording, tmp_
     # 130 from the interrupt handler; now and then (1 run in ~10) the interpreter ends by SIGINT after it
     assert proc.returncode in (130, -signal.SIGINT) and "interrupted" in err, (proc.returncode, err)
     assert not out.exists() and not list(tmp_path.glob(".r*")), list(tmp_path.iterdir())
+
+
+def test_pool_workers_end_when_their_sort_is_killed_outright(small_recording, tmp_path):
+    path, _ = small_recording
+    proc = subprocess.Popen([sys.executable, "-m", "spikevae", "sort", str(path), "-o", str(tmp_path / "r"),
+                             "--workers", "2", "--features", "pca"], stderr=subprocess.PIPE, text=True)
+    workers = []
+    for line in proc.stderr:  # the pool is up once clustering has begun
+        if line.startswith("cluster"):
+            deadline = time.time() + 30
+            while len(workers) < 2 and time.time() < deadline:
+                children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+                workers = [int(p) for p in children.split()]
+                time.sleep(0.1)
+            break
+    proc.kill()
+    proc.wait()
+    assert workers
+    deadline = time.time() + 10
+    while any(os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]
+              for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]]
+    assert not alive
