@@ -292,19 +292,12 @@ def utah_recording(recording, electrode_map=None):
     its probe, channel ids as electrode ids placed by ``electrode_map`` (.cmp) or the default
     grid, so that ``create_sorting_analyzer`` takes it; a recording with a probe is returned
     as it is."""
-    from probeinterface import Probe
-
     from .si_recording import electrode_ids_of
 
     if recording.has_probe():
         return recording
-    ids = electrode_ids_of(recording)
-    probe = Probe(ndim=2, si_units="um", name="Utah array", manufacturer="Blackrock Neurotech")
-    probe.set_contacts(positions=electrode_positions(ids, electrode_map), shapes="circle",
-                       shape_params={"radius": 20})
-    probe.set_device_channel_indices(np.arange(len(ids)))
     placed = recording.clone()  # set_probe works in place; the user's recording stays as it was
-    placed.set_probe(probe)
+    placed.set_probe(_utah_probe(electrode_ids_of(recording), electrode_map))
     return placed
 
 
@@ -313,9 +306,12 @@ def utah_probe(result, electrode_map=None):
     a .cmp file, or the default grid), contact i wired to channel i, for
     ``recording.set_probe`` on the sorted file's ``read_blackrock`` recording (its channels
     in the result's electrode order)."""
+    return _utah_probe(np.asarray(load_result(result)["run"]["input"]["electrodes"], int), electrode_map)
+
+
+def _utah_probe(ids: np.ndarray, electrode_map=None):
     from probeinterface import Probe
 
-    ids = np.asarray(load_result(result)["run"]["input"]["electrodes"], int)
     probe = Probe(ndim=2, si_units="um", name="Utah array", manufacturer="Blackrock Neurotech")
     probe.set_contacts(positions=electrode_positions(ids, electrode_map), shapes="circle",
                        shape_params={"radius": 20})

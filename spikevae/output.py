@@ -121,11 +121,17 @@ def _folder_not_ours(path: Path, kind: str) -> str | None:
         return None    # an export or report an earlier version wrote in its default place in a result
     else:
         return "was not written by spikevae"
-    others = sorted(n for n in names - files
-                    if not (kind == "result" and (not_ours(path / n, n) is None if n in FOLDER_KINDS else
-                                                  n in EXPORT_FILES and not_ours(path / n, EXPORT_FILES[n]) is None
-                                                  or n == EXPORTS_RECORD)))
+    others = sorted(n for n in names - files if not (kind == "result" and _export_inside(path, n)))
     return f"holds files spikevae did not write ({', '.join(others[:3])})" if others else None
+
+
+def _export_inside(result: Path, name: str) -> bool:
+    """Is ``name`` in a result folder an export or batch record spikevae wrote there later?"""
+    if name in FOLDER_KINDS:
+        return not_ours(result / name, name) is None
+    if name in EXPORT_FILES:
+        return not_ours(result / name, EXPORT_FILES[name]) is None
+    return name == EXPORTS_RECORD
 
 
 def _pickle_of(path: Path) -> bytes:
