@@ -119,7 +119,8 @@ def export_options(f):
     return f
 
 
-def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_map=None, **metadata) -> Path:
+def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_map=None, traces: bool = False,
+               **metadata) -> Path:
     """``exports.export``, its warnings (what DANDI would reject) as one line each on stderr."""
     import warnings
 
@@ -128,7 +129,8 @@ def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_ma
     with warnings.catch_warnings():
         warnings.simplefilter("always", DandiWarning)
         warnings.showwarning = lambda message, *_, **__: click.echo(f"warning: {message}", err=True)
-        return export(result, fmt, out=out, overwrite=overwrite, metadata=metadata, electrode_map=electrode_map)
+        return export(result, fmt, out=out, overwrite=overwrite, metadata=metadata, electrode_map=electrode_map,
+                      traces=traces)
 
 
 def _check_extras(formats) -> None:
@@ -353,7 +355,11 @@ def compare(target, baselines, ground_truth, out, overwrite, sort_seeds, as_json
 @click.option("-o", "--out", type=click.Path(), help="Where to write [default: inside RESULT].")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing export that spikevae wrote; any other path is refused and kept.")
+@click.option("--traces", is_flag=True,
+              help="phy: also write the recording band-passed as sorted (int16, as large as the .ns6), so that "
+                   "phy shows traces and every spike's waveform; needs the sorted recording where it was.")
 @export_options
-def export(result, fmt, out, overwrite, electrode_map, **metadata):
+def export(result, fmt, out, overwrite, traces, electrode_map, **metadata):
     """Write RESULT (a `spikevae sort` folder) in a format other tools open."""
-    click.echo(export_one(result, fmt, out=out, overwrite=overwrite, electrode_map=electrode_map, **metadata))
+    click.echo(export_one(result, fmt, out=out, overwrite=overwrite, electrode_map=electrode_map, traces=traces,
+                          **metadata))

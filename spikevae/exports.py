@@ -57,16 +57,20 @@ def default_target(result: Path, fmt: str) -> Path:
 
 
 def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict | None = None,
-           electrode_map=None) -> Path:
+           electrode_map=None, traces: bool = False) -> Path:
     """Write ``result`` (a finished result folder) as ``fmt``; returns where it went.
 
     ``metadata`` (keys of ``NWB_FIELDS``: subject_id, species, sex, age as an ISO 8601
     duration, experimenter, institution, lab, session_description, experiment_description,
     keywords) goes into NWB files: a Blackrock file does not record it, and DANDI requires the
     subject's; a warning names what DANDI would reject. ``electrode_map`` is the array's
-    Blackrock map file (.cmp) for the electrodes' true positions [default: ``utah.grid_positions``]."""
+    Blackrock map file (.cmp) for the electrodes' true positions [default: ``utah.grid_positions``].
+    ``traces`` (phy only) also writes the recording band-passed as the sort filtered it, so that
+    phy shows traces and every spike's waveform."""
     if fmt not in FORMATS:
         raise SpikevaeError(f"--to {fmt}: unknown format; choose one of {', '.join(FORMATS)}")
+    if traces and fmt != "phy":
+        raise SpikevaeError(f"--traces: only a phy export holds traces, not {fmt}")
     module, extra = EXTRAS[fmt]
     if module is not None:
         require_extra(module, extra, f"export to {fmt}")
@@ -80,8 +84,9 @@ def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict |
         raise SpikevaeError(f"unknown NWB metadata {', '.join(unknown)}; choose from {', '.join(NWB_FIELDS)}")
     if fmt == "nwb" and dandi_missing(meta):
         warnings.warn(f"{out.name}: {dandi_missing(meta)}", DandiWarning, stacklevel=2)
-    writer = {"nwb": lambda r, s, p: _nwb(r, s, p, meta), "phy": _phy, "nev": _nev,
-              "spikeinterface": _spikeinterface}[fmt]
+    recording = _sorted_recording(res) if traces else None  # a moved or changed file: said before writing
+    writer = {"nwb": lambda r, s, p: _nwb(r, s, p, meta), "phy": lambda r, s, p: _phy(r, s, p, recording),
+              "nev": _nev, "spikeinterface": _spikeinterface}[fmt]
     if fmt in ("phy", "spikeinterface"):
         with staged_folder(out, overwrite, fmt) as tmp:
             writer(result, res, tmp)
@@ -121,11 +126,48 @@ def _start(run: dict) -> _dt.datetime:
     return _dt.datetime.fromisoformat(when) if when else _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
-def _phy(result: Path, res: dict, folder: Path) -> None:
+def _sorted_recording(res: dict):
+    """The .nsX file a result was sorted from, opened as the sort opened it, if it is still there
+    and still that file (same name and size)."""
+    from .reader import open_recording
+
+    info, cfg = res["run"]["input"], res["run"]["config"]
+    path = Path(info["path"]) if info.get("path") else None
+    if path is None or not path.is_file() or path.suffix.lower() == ".nev":
+        raise SpikevaeError(f"--traces needs the continuous recording the result was sorted from "
+                            f"({info.get('path') or info['name']}), which is not there")
+    if path.stat().st_size != info.get("bytes"):
+        raise SpikevaeError(f"--traces: {path} is not the file that was sorted (its size changed)")
+    return open_recording(path, cfg.get("channels"), cfg.get("gap_tolerance_ms", 1.0))
+
+
+def _write_traces(recording, res: dict, path: Path, n_columns: int) -> np.ndarray:
+    """The recording band-passed as the sort filtered it, int16 at 0.25 µV per bit, time-major
+    with electrode e in column e (phy reads channel_map as columns); segments end to end. Returns
+    each spike's sample in that file."""
+    from .filtering import BandpassFilter
+
+    cfg = res["run"]["config"]
+    filt = BandpassFilter(recording, *cfg["band_hz"], cfg["filter_order"])
+    columns = np.asarray(recording.electrode_ids, int)
+    with open(path, "wb") as f:
+        for chunk in filt.chunks(int(2 * TICKS_PER_SECOND)):
+            block = np.zeros((chunk.stop - chunk.start, n_columns), np.int16)
+            block[:, columns] = np.clip(np.round(chunk.data.T * 4), -32768, 32767)
+            f.write(block.tobytes())
+    ticks = res["spikes"]["timestamp"]
+    starts = np.array([s.start_tick for s in recording.segments], np.int64)
+    before = np.concatenate([[0], np.cumsum([s.n_samples for s in recording.segments])[:-1]])
+    seg = np.searchsorted(starts, ticks, "right") - 1
+    return ticks - starts[seg] + before[seg]
+
+
+def _phy(result: Path, res: dict, folder: Path, recording=None) -> None:
     """Kilosort/phy layout: one sparse template per unit on its electrode, plus one "unsorted"
     cluster per electrode (phy needs every spike in a cluster); latent features as PC features;
-    up to ``PHY_SUBSET`` spikes per cluster as phy's spike-subset waveforms, since phy gets no
-    raw traces. Channel labels are the Blackrock electrode ids."""
+    up to ``PHY_SUBSET`` spikes per cluster as phy's spike-subset waveforms. With ``recording``
+    (``--traces``) the band-passed traces too, so that phy's trace view and its waveforms of
+    whole clusters work. Channel labels are the Blackrock electrode ids."""
     spikes, units, wf = res["spikes"], res["units"], res["waveforms"]
     ids, channel = _channels(res)
     n_units = len(units)
@@ -149,7 +191,10 @@ def _phy(result: Path, res: dict, folder: Path) -> None:
         subset.append(np.sort(rng.choice(members, min(PHY_SUBSET, len(members)), replace=False)))
     subset = np.sort(np.concatenate(subset)).astype(np.int64)
     save = lambda name, a: np.save(folder / name, a)  # noqa: E731
-    save("spike_times.npy", spikes["timestamp"].astype(np.uint64))
+    n_columns = int(ids.max()) + 1  # electrode e in column e: phy's channel labels are its columns
+    times = spikes["timestamp"] if recording is None else _write_traces(recording, res, folder / "traces.dat",
+                                                                       n_columns)
+    save("spike_times.npy", times.astype(np.uint64))
     save("spike_templates.npy", clusters)
     save("spike_clusters.npy", clusters)
     save("amplitudes.npy", np.abs(spikes["amplitude_uv"]).astype(np.float32))
@@ -173,11 +218,16 @@ def _phy(result: Path, res: dict, folder: Path) -> None:
     _tsv(folder / "cluster_KSLabel.tsv", "KSLabel", quality)
     _tsv(folder / "cluster_electrode.tsv", "electrode", [u["electrode_id"] for u in units] + list(ids))
     _tsv(folder / "cluster_snr.tsv", "snr", [f"{u['snr']:.2f}" for u in units] + [""] * len(ids))
+    if recording is None:
+        when = (f"# spike_times.npy are ticks of the Blackrock file clock ({res['run']['input']['name']}), pauses "
+                "included; no traces (spike waveforms only: export with --traces for them)\n")
+    else:
+        when = (f"# traces.dat: {res['run']['input']['name']} band-passed as sorted, 0.25 µV per bit, segments end to "
+                "end; spike_times.npy are samples of it\n")
     (folder / "params.py").write_text(
-        f"dat_path = []\nn_channels_dat = {int(ids.max()) + 1}\ndtype = 'int16'\noffset = 0\n"
-        f"sample_rate = {TICKS_PER_SECOND:.1f}\nhp_filtered = True\n"
-        f"# spike_times.npy are ticks of the Blackrock file clock ({res['run']['input']['name']}), pauses included;\n"
-        f"# clusters {n_units} and up hold each electrode's unsorted spikes; no raw traces (spike waveforms only)\n")
+        f"dat_path = {'[]' if recording is None else repr('traces.dat')}\nn_channels_dat = {n_columns}\n"
+        f"dtype = 'int16'\noffset = 0\nsample_rate = {TICKS_PER_SECOND:.1f}\nhp_filtered = True\n"
+        f"{when}# clusters {n_units} and up hold each electrode's unsorted spikes\n")
 
 
 def _tsv(path: Path, column: str, values) -> None:

@@ -63,11 +63,37 @@ def test_phy_gui_opens_the_export(sorted_small, tmp_path):
     if qt.returncode:
         pytest.skip(f"Qt does not start here: {qt.stderr.decode()[-200:]}")
     result, _ = sorted_small
-    folder = export(result.out, "phy", out=tmp_path / "phy")
-    run = subprocess.run([sys.executable, str(Path(__file__).with_name("phy_gui.py")), str(folder), str(tmp_path / "gui.png")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "WaveformView" in run.stdout and "FeatureView" in run.stdout and (tmp_path / "gui.png").stat().st_size > 0
+    for traces in (False, True):
+        folder = export(result.out, "phy", out=tmp_path / f"phy{traces}", traces=traces)
+        png = tmp_path / f"gui{traces}.png"
+        home = {"HOME": str(tmp_path / f"home{traces}")}  # phy restores the views of its last session from ~/.phy
+        run = subprocess.run([sys.executable, str(Path(__file__).with_name("phy_gui.py")), str(folder), str(png)],
+                             env={**env, **home}, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "WaveformView" in run.stdout and "FeatureView" in run.stdout and png.stat().st_size > 0
+        assert ("TraceView" in run.stdout) == traces, run.stdout
+
+
+def test_phy_traces_hold_each_spike_at_its_sample(sorted_small, tmp_path):
+    """--traces: the band-passed recording, each spike's trough at its spike_times sample, for
+    spikes of both segments (the second one's times shifted to follow the first's samples)."""
+    phylib_model = pytest.importorskip("phylib.io.model")
+    result, _ = sorted_small
+    folder = export(result.out, "phy", out=tmp_path / "phy", traces=True)
+    res = spikevae.load_result(result.out)
+    segments = res["run"]["input"]["segments"]
+    model = phylib_model.load_model(folder / "params.py")
+    assert model.traces.shape[0] == sum(s["n_samples"] for s in segments)
+    sp = res["spikes"]
+    big = np.flatnonzero(np.abs(sp["amplitude_uv"]) > 150)
+    picks = np.r_[big[:20], big[-20:]]  # both segments
+    at = model.spike_times[picks] * 30_000
+    channel = np.searchsorted(model.channel_mapping, sp["electrode_id"][picks])  # phylib's columns: channel order
+    traced = np.asarray(model.traces[np.round(at).astype(int)])[np.arange(len(picks)), channel]
+    np.testing.assert_allclose(traced / 4, sp["amplitude_uv"][picks], rtol=0.15, atol=10)
+    model.close()
+    with pytest.raises(SpikevaeError, match="only a phy export holds traces"):
+        export(result.out, "nev", out=tmp_path / "x.nev", traces=True)
 
 
 NWB_META = {"subject_id": "M1", "species": "Macaca mulatta", "sex": "M", "age": "P7Y",
