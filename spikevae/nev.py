@@ -60,6 +60,8 @@ def write_nev(path, timestamp: np.ndarray, electrode_id: np.ndarray, unit_class:
 
 
 MAX_RESETS = 16           # clock resets (pauses) a real file has; more is damage
+MAX_ELECTRODE_ID = 2048   # packet ids: 0 digital events, 1-2048 electrodes' spikes,
+FIRST_SYSTEM_ID = 0xFFFB  # 0xFFFB-0xFFFF configuration, tracking, video sync, button and comment packets
 MAX_GAP_S = 3600.0        # no packet for an hour inside a segment: a wild timestamp
 
 
@@ -74,6 +76,9 @@ def check_packets(path: Path) -> None:
             raise SpikevaeError(f"{path}: the header is cut short ({len(basic)} of {_BASIC.size} bytes)")
         fields = _BASIC.unpack(basic)
         major, header_bytes, packet_bytes, n_ext = fields[1], fields[4], fields[5], fields[-1]
+        if fields[6] != TICKS_PER_SECOND:
+            raise SpikevaeError(f"{path}: timestamp resolution {fields[6]} Hz in the header; Blackrock .nev files "
+                                f"count {TICKS_PER_SECOND} (a damaged header)")
         if packet_bytes < 8 or not _BASIC.size + 32 * n_ext <= header_bytes <= size:
             raise SpikevaeError(f"{path}: damaged header (header {header_bytes} bytes with {n_ext} extended "
                                 f"headers, packets {packet_bytes} bytes, file {size} bytes)")
@@ -88,7 +93,11 @@ def check_packets(path: Path) -> None:
     packets = np.memmap(path, np.uint8, "r", offset=header_bytes, shape=(n, packet_bytes))
     ts = packets[:, :stamp[1]].copy().view(stamp[0])[:, 0].astype(np.int64)
     ids = packets[:, stamp[1]:stamp[1] + 2].copy().view("<u2")[:, 0]
-    spikes = (ids > 0) & (ids < 0x8000)
+    spikes = (ids > 0) & (ids <= MAX_ELECTRODE_ID)
+    strange = np.unique(ids[(ids > MAX_ELECTRODE_ID) & (ids < FIRST_SYSTEM_ID)])
+    if len(strange):
+        raise SpikevaeError(f"{path}: {int(np.isin(ids, strange).sum())} packets carry ids no Blackrock system "
+                            f"writes ({', '.join(map(str, strange[:3]))}): damaged packets")
     orphans = np.setdiff1d(np.unique(ids[spikes]), sorted(wav_ids))
     if len(orphans):
         lost = int(np.isin(ids, orphans).sum())

@@ -35,6 +35,10 @@ def damaged(raw, header, packet, how):
             b[at(i):at(i) + 4] = s
     if how == "a wild timestamp":
         b[at(n - 1):at(n - 1) + 4] = (2**32 - 5).to_bytes(4, "little")
+    if how == "an electrode id no system writes":
+        b[at(3) + 4:at(3) + 6] = (5000).to_bytes(2, "little")
+    if how == "a damaged clock resolution":
+        b[20:24] = (1000).to_bytes(4, "little")
     if how == "a damaged extended header":
         b[336:344] = b"NEUEVXXX"  # the first electrode's waveform description
     return bytes(b)
@@ -46,6 +50,8 @@ def damaged(raw, header, packet, how):
     ("reversed timestamps", "timestamps run backwards"),
     ("a wild timestamp", "leaps"),
     ("a damaged extended header", "no waveform description"),
+    ("an electrode id no system writes", "ids no Blackrock system writes"),
+    ("a damaged clock resolution", "timestamp resolution 1000 Hz"),
 ])
 def test_a_damaged_nev_is_named_not_sorted(cut, tmp_path, how, message):
     path = tmp_path / "bad.nev"
