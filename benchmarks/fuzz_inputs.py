@@ -5,7 +5,8 @@ A small recording (3 electrodes, 2 s in two segments) and the `.nev` a Blackrock
 have cut from it are damaged at random, each case one of: header bytes flipped, zeroed or set
 to 0xff; the file cut short; packet bytes overwritten (timestamps, electrode ids, samples).
 A result counts as a silent loss when it holds fewer spikes, electrodes or seconds than the
-intact file's result and said nothing (no warning in run.json). Prints the counts per format.
+intact file's result and said nothing (no warning in run.json). Each damaged `.nev` lies beside
+an intact copy of its `.ns6`, as in a session's folder. Prints the counts per format.
 
     python benchmarks/fuzz_inputs.py --cases 150 --seed 7
 """
@@ -69,6 +70,8 @@ def main():
             for case in range(args.cases):
                 path, out = tmp / f"case{case}.{kind}", tmp / f"out{case}-{kind}"
                 path.write_bytes(damage(intact.read_bytes(), HEADERS[kind], rng))
+                if kind == "nev":  # in its session's folder, beside the recording it was cut from
+                    path.with_suffix(".ns6").write_bytes((tmp / "intact.ns6").read_bytes())
                 try:
                     spikevae.sort(path, cfg, out=out)
                 except spikevae.SpikevaeError as exc:

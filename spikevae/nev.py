@@ -8,6 +8,7 @@ through neo's ``BlackrockRawIO`` so that files written by Blackrock systems work
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import struct
 import warnings
 from pathlib import Path
@@ -182,3 +183,27 @@ def read_nev_spikes(path, channels: str | None = None) -> dict:
     keep = np.isin(out["electrode_id"], chosen)
     order = np.argsort(out["timestamp"][keep], kind="stable")
     return {**{k: v[keep][order] for k, v in out.items()}, "segments": segments}
+
+
+def cut_short_warning(path: Path, spikes: dict, quiet_spikes: float = 5.0) -> str | None:
+    """A .nev cut at a packet boundary looks complete (its header counts no packets); the
+    continuous file beside it (same name, .ns1-.ns6) tells: a warning when the spikes end more
+    than ``quiet_spikes`` mean intervals (and 0.1 s) before that recording does."""
+    from .reader import open_recording
+
+    siblings = sorted(path.parent.glob(glob.escape(path.stem) + ".ns[1-6]"))
+    if not siblings or len(spikes["timestamp"]) < 2:
+        return None
+    try:
+        rec = open_recording(siblings[-1])
+    except SpikevaeError:
+        return None
+    last = spikes["segments"][-1]
+    nev_end = spikes["timestamp"][-1] - last["start_tick"] + last["file_start_tick"]  # on the file's clock
+    seg = rec.segments[-1]
+    gap = (seg.start_tick + seg.n_samples - nev_end) / TICKS_PER_SECOND
+    interval = sum(s["n_samples"] for s in spikes["segments"]) / TICKS_PER_SECOND / len(spikes["timestamp"])
+    if gap <= max(quiet_spikes * interval, 0.1):
+        return None
+    return (f"{path.name}: its spikes end {gap:.2f} s before {siblings[-1].name} does (one every {interval:.3f} s "
+            "before that): if the file was cut short, copy it again")

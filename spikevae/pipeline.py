@@ -8,7 +8,7 @@ from __future__ import annotations
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +24,7 @@ from .features import make_features
 from .filtering import BandpassFilter
 from .geometry import Geometry, check_spacing, recording_geometry
 from .metrics import UnitTable, unit_table
-from .nev import read_nev_spikes
+from .nev import cut_short_warning, read_nev_spikes
 from .output import check_free_space, default_out, staged_folder, write_json, write_result
 from .parallel import pool_size, torch_threads
 from .progress import Reporter
@@ -47,6 +47,7 @@ class Source:
     describe: str
     acquire: Callable             # (work folder, reporter) -> Detection
     geometry: Geometry
+    warnings: list[str] = field(default_factory=list)  # what reading it found doubtful
 
     @property
     def segments(self) -> list[tuple[int, int]]:
@@ -118,8 +119,8 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     det = cfg.detection
     device = pick_device(cfg.device)
     source = open_source(path, cfg)
-    warnings = [w for w in [check_spacing(source.geometry, det.cell_reach_um, cfg.allow_dense,
-                                          source.info["name"])] if w]
+    dense = check_spacing(source.geometry, det.cell_reach_um, cfg.allow_dense, source.info["name"])
+    warnings = source.warnings + ([dense] if dense else [])
     if out is None and source.path is None:
         raise SpikevaeError("sorting a recording object needs out=, the result folder")
     out = Path(out) if out is not None else default_out(source.path)
@@ -227,7 +228,8 @@ def open_source(path, cfg: SortConfig) -> Source:
         info["geometry"] = geometry.describe()
         return Source(path, ids, info,
                       f"{path.name}: {len(spikes['timestamp'])} cut waveforms on {len(ids)} electrodes (.nev)",
-                      lambda folder, rep: from_waveforms(spikes, ids, det, folder), geometry)
+                      lambda folder, rep: from_waveforms(spikes, ids, det, folder), geometry,
+                      [w for w in [cut_short_warning(path, spikes)] if w])
 
     rec = open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
     info = {"path": str(rec.path.resolve()), "name": rec.path.name, "bytes": rec.path.stat().st_size,

@@ -124,3 +124,10 @@ def test_a_rejection_rule_that_removes_most_events_is_named(tetrode, tmp_path):
     assert run["counts"]["rejected_common_mode"] > run["counts"]["detected"] / 3
     [w] = [w for w in run["warnings"] if "common-mode" in w]
     assert "were rejected as common-mode artifacts" in w and "--map" in w
+
+
+def test_a_missing_map_stops_the_sort_before_any_work(artifacts_recording, tmp_path):
+    r = CliRunner().invoke(main, ["sort", str(artifacts_recording), "--map", str(tmp_path / "nope.cmp"),
+                                  "-o", str(tmp_path / "r"), "-q"])
+    assert r.exit_code == 1 and "cannot read the map file" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*r*"))

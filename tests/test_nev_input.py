@@ -82,3 +82,18 @@ def test_pauses_in_a_nev_are_kept_as_segments(tmp_path):
     assert unit["presence_ratio"] == 1.0  # it fires in every segment, as it did in the recording
     rate = (~small).sum() / res["run"]["input"]["duration_s"]
     assert unit["firing_rate_hz"] == pytest.approx(rate, rel=0.1)
+
+
+def test_a_nev_cut_at_a_packet_boundary_is_told_by_the_recording_beside_it(small_recording, tmp_path):
+    ns6 = tmp_path / "session.ns6"
+    ns6.write_bytes(small_recording[0].read_bytes())
+    nev = tmp_path / "session.nev"
+    cut_online(ns6, nev)
+    whole = spikevae.sort(nev, fast_config(features="pca"), out=tmp_path / "whole")
+    assert not spikevae.load_result(whole.out)["run"]["warnings"]
+    raw = nev.read_bytes()
+    header, packet = int.from_bytes(raw[12:16], "little"), int.from_bytes(raw[16:20], "little")
+    nev.write_bytes(raw[:header + packet * ((len(raw) - header) // packet // 2)])  # half the packets, whole ones
+    half = spikevae.sort(nev, fast_config(features="pca"), out=tmp_path / "half")
+    [warning] = spikevae.load_result(half.out)["run"]["warnings"]
+    assert "end" in warning and "before session.ns6 does" in warning and "cut short" in warning
