@@ -184,21 +184,22 @@ def model_difference(model: TrainedModel, cfg: SortConfig) -> str | None:
 
 def write_exports(result: Path, exports: dict) -> None:
     """``exports``: {"formats": [...], "metadata": {...}, "electrode_map": path or None}, as
-    ``exports.export`` takes them; an export already there with the same metadata and map is
-    kept, one written with others is written again. The DANDI warning was given once for the
-    batch."""
+    ``exports.export`` takes them; an export already there is kept unless a batch wrote it
+    with another map (or, for NWB, other metadata), then it is written again. The DANDI
+    warning was given once for the batch."""
     from .exports import DandiWarning, default_target, export
 
     record_path = result / EXPORTS_RECORD
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    wanted = {"metadata": {k: v for k, v in (exports.get("metadata") or {}).items() if v not in (None, "", ())},
-              "electrode_map": exports.get("electrode_map")}
-    wanted = json.loads(json.dumps(wanted))  # tuples as lists, as they are read back
+    metadata = {k: v for k, v in (exports.get("metadata") or {}).items() if v not in (None, "", ())}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DandiWarning)
         for fmt in exports.get("formats", ()):
+            # what this format is written from; as JSON reads it back (tuples as lists)
+            wanted = json.loads(json.dumps({"electrode_map": exports.get("electrode_map"),
+                                            **({"metadata": metadata} if fmt == "nwb" else {})}))
             there = default_target(result, fmt).exists()
-            if not there or record.get(fmt) != wanted:
+            if not there or record.get(fmt, wanted) != wanted:
                 export(result, fmt, overwrite=there, metadata=exports.get("metadata"),
                        electrode_map=exports.get("electrode_map"))
                 record[fmt] = wanted

@@ -182,13 +182,16 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
 def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):
     pynwb = pytest.importorskip("pynwb")
     args = ["batch", str(sessions / "day0.ns6"), "-o", str(tmp_path / "n"), "--features", "pca", "--export", "nwb",
-            "-q"]
+            "--export", "phy", "-q"]
     runner = CliRunner()
     assert runner.invoke(main, args).exit_code == 0
     nwb = tmp_path / "n" / "day0.spikevae" / "sorting.nwb"
     with pynwb.NWBHDF5IO(str(nwb), "r") as io:
         assert io.read().subject.subject_id is None
+    phy = tmp_path / "n" / "day0.spikevae" / "phy"
+    (phy / "cluster_group.tsv").write_text("cluster_id\tgroup\n0\tgood\n")  # curated in phy meanwhile
     r = runner.invoke(main, [*args, "--subject-id", "M1", "--species", "Macaca mulatta", "--age", "P7Y"])
     assert r.exit_code == 0 and "1 already done" in r.output, r.output
     with pynwb.NWBHDF5IO(str(nwb), "r") as io:
         assert io.read().subject.subject_id == "M1"
+    assert (phy / "cluster_group.tsv").read_text() == "cluster_id\tgroup\n0\tgood\n"  # NWB metadata: phy kept
