@@ -18,7 +18,7 @@ _API = {"SortConfig": "config", "SortResult": "pipeline", "SpikevaeError": "erro
         "SimulationConfig": "simulation", "batch": "sessions", "compare": "comparison", "export": "exports",
         "load_result": "output", "simulate": "simulation", "sort": "pipeline",
         "to_spikeinterface": "exports", "utah_probe": "exports", "utah_recording": "exports",
-        "train_shared": "sessions",
+        "train_shared": "sessions", "track": "tracking", "simulate_series": "chronic",
         "register_sorter": "si_sorter"}
 __all__ = [*_API, "__version__"]
 

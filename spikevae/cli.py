@@ -11,7 +11,7 @@ import click
 from . import __version__
 from .config import SortConfig
 from .errors import SpikevaeError
-from .params import CurationParams, DetectionParams, VAEConfig, default_threshold
+from .params import CurationParams, DetectionParams, TrackParams, VAEConfig, default_threshold
 
 
 class _Command(click.Command):
@@ -39,7 +39,8 @@ def main():
     signal.signal(signal.SIGHUP, _terminate)  # a closed terminal or ssh session cleans up too
 
 
-_SORT, _DET, _VAE = SortConfig(), DetectionParams(), VAEConfig()  # defaults live in the dataclasses
+# the defaults live in the dataclasses
+_SORT, _DET, _VAE, _TRACK = SortConfig(), DetectionParams(), VAEConfig(), TrackParams()
 
 
 def _default(value) -> str:
@@ -120,7 +121,7 @@ def export_options(f):
 
 
 def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_map=None, traces: bool = False,
-               **metadata) -> Path:
+               tracks=None, **metadata) -> Path:
     """``exports.export``, its warnings (what DANDI would reject) as one line each on stderr."""
     import warnings
 
@@ -130,7 +131,7 @@ def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_ma
         warnings.simplefilter("always", DandiWarning)
         warnings.showwarning = lambda message, *_, **__: click.echo(f"warning: {message}", err=True)
         return export(result, fmt, out=out, overwrite=overwrite, metadata=metadata, electrode_map=electrode_map,
-                      traces=traces)
+                      traces=traces, tracks=tracks)
 
 
 def _check_extras(formats) -> None:
@@ -237,9 +238,11 @@ def train(sessions, out, quiet, **settings):
 @click.option("--overwrite", is_flag=True,
               help="Sort again the sessions (and train again the shared model) that an earlier batch in OUT made "
                    "with other settings; without it such a batch is refused, naming the difference.")
+@click.option("--track", "track_units", is_flag=True,
+              help="Then follow the neurons across the sessions into OUT/tracks (see `spikevae track`).")
 @export_options
 @settings_options
-def batch(sessions, out, model, jobs, scheduler, features, pca_components, workers, exports, overwrite,
+def batch(sessions, out, model, jobs, scheduler, features, pca_components, workers, exports, overwrite, track_units,
           electrode_map, quiet, **settings):
     """Sort many SESSIONS with one shared model; resumable (finished sessions are skipped).
 
@@ -264,12 +267,53 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
     counts = {s: sum(o.status == s for o in outcomes) for s in ("sorted", "skipped", "failed")}
     click.echo(f"{counts['sorted']} sorted, {counts['skipped']} already done, {counts['failed']} failed "
                f"→ {Path(out) / 'sessions.csv'}")
+    if track_units:
+        from .tracking import track
+
+        # each session's own PCA has no shared space: matched on waveforms, with the warning in tracks.json
+        track([out], Path(out) / "tracks", overwrite=True, waveforms_only=cfg.features == "pca",
+              reporter=Reporter(quiet=quiet))
     if failed:
         sys.exit(1)
 
 
 @main.command(cls=_Command)
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("results", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--out", type=click.Path(file_okay=False),
+              help="Folder for tracks.csv, tracks.json and tracks.html [default: BATCH/tracks when one batch folder "
+                   "is given; required otherwise].")
+@click.option("--overwrite", is_flag=True, help="Replace a tracks folder spikevae wrote; anything else is kept.")
+@click.option("--waveforms-only", is_flag=True,
+              help="Match sessions sorted with their own model or PCA on waveform, ISI and rate alone (less "
+                   "precise than in one shared latent; refused without this flag).")
+@click.option("--max-gap", type=click.IntRange(1, 1000), default=_TRACK.max_gap, show_default=True,
+              help="Sessions a track waits for its neuron to be sorted again.")
+@click.option("--min-probability", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=_TRACK.min_probability, show_default=True,
+              help="Least probability that two units are one neuron for them to be linked.")
+@click.option("-q", "--quiet", is_flag=True)
+def track(results, out, overwrite, waveforms_only, max_gap, min_probability, quiet):
+    """Follow the same neurons across sessions of one array.
+
+    RESULTS are result folders of one array's sessions, or the folder `spikevae batch` wrote.
+    Units on one electrode are linked session to session by the probability that they are
+    one neuron (their place in the shared β-VAE latent, mean waveform, ISI distribution,
+    rate); tracks.csv gives each unit its track id and that probability.
+    """
+    from .progress import Reporter
+    from .tracking import track as run_track
+
+    if out is None:
+        if len(results) != 1 or not (Path(results[0]) / "sessions.csv").is_file():
+            raise SpikevaeError("-o/--out is needed unless RESULTS is one folder that spikevae batch wrote")
+        out = Path(results[0]) / "tracks"
+    run_track(results, out, overwrite=overwrite, waveforms_only=waveforms_only,
+              params=dataclasses.replace(_TRACK, max_gap=max_gap, min_probability=min_probability),
+              reporter=Reporter(quiet=quiet))
+
+
+@main.command(cls=_Command)
+@click.argument("out", type=click.Path())
 @click.option("--electrodes", type=click.IntRange(1, 65535), default=16, show_default=True)
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=20.0, show_default=True,
               help="Recorded seconds (pauses excluded).")
@@ -286,22 +330,56 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
 @click.option("--nev", is_flag=True,
               help="Also write OUT.nev: the spikes a Blackrock system would cut online (causal 250 Hz-5 kHz, "
                    "-4.5 x noise, 48 samples from 10 before the crossing), to test sorting .nev files.")
+@click.option("--family", type=click.Choice(["spikevae", "spikeinterface"]), default="spikevae", show_default=True,
+              help="Simulator: the package's, or one built from SpikeInterface's generators (needs "
+                   "spikevae[spikeinterface]; writes spec 2.3, spikes at sub-sample times).")
+@click.option("--sessions", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="More than 1: a chronic series of the same neurons (drifting amplitude, shape and rate; some "
+                   "vanish, some appear) written into the folder OUT as day00.ns6 ... with series.json, the truth "
+                   "of which unit is which neuron.")
 @click.option("-q", "--quiet", is_flag=True)
-def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subsample_timing, nev, quiet):
-    """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz."""
+def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subsample_timing, nev, family, sessions,
+             quiet):
+    """Write a simulated Utah-array recording OUT (.ns6) and its ground truth OUT.gt.npz, or with
+    --sessions a series of them into the folder OUT."""
     from .progress import Reporter
-    from .simulation import FS, HARD, STRESS, SimulationConfig
-    from .simulation import simulate as run_simulation
 
+    if hard and stress:
+        raise SpikevaeError("--hard and --stress are two settings; choose one")
+    setting = "hard" if hard else "stress" if stress else "standard"
+    if family == "spikeinterface":
+        if spec != "2.3" or subsample_timing:
+            raise SpikevaeError("--family spikeinterface writes spec 2.3 with spikes at sub-sample times; "
+                                "leave out --spec and --subsample-timing")
+        from .simulate_si import SETTINGS, SIUtahConfig
+        cfg = SIUtahConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, seed=seed,
+                           **SETTINGS[setting])
+    else:
+        from .simulation import SETTINGS, SimulationConfig
+        cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec,
+                               seed=seed, subsample_timing=subsample_timing, **SETTINGS[setting])
+    rep = Reporter(quiet=quiet)
+    if sessions > 1:
+        from .chronic import SeriesConfig, simulate_series
+
+        if nev:
+            raise SpikevaeError("--nev applies to one recording, not to --sessions")
+        if Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+            raise SpikevaeError(f"{out}: the series goes into a new or empty folder")
+        if not Path(out).resolve().parent.is_dir():
+            raise SpikevaeError(f"{Path(out).parent}: no such folder for the series")
+        with rep.bar("simulate sessions", sessions, unit="session") as up:
+            paths = simulate_series(out, family, cfg, SeriesConfig(n_sessions=sessions, seed=seed), progress=up)
+        rep.info(f"{len(paths)} sessions → {out} (series.json names each session's neurons)")
+        return
     if not out.endswith(".ns6"):
         raise SpikevaeError(f"{out}: the simulated recording must be named *.ns6")
     if not Path(out).resolve().parent.is_dir():
         raise SpikevaeError(f"{Path(out).parent}: no such folder for the simulated recording")
-    if hard and stress:
-        raise SpikevaeError("--hard and --stress are two settings; choose one")
-    cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec, seed=seed,
-                           subsample_timing=subsample_timing, **(HARD if hard else STRESS if stress else {}))
-    rep = Reporter(quiet=quiet)
+    if family == "spikeinterface":
+        from .simulate_si import FS, simulate_si as run_simulation
+    else:
+        from .simulation import FS, simulate as run_simulation
     with rep.bar("simulate", duration, unit="s", scale=1 / FS) as up:
         gt = run_simulation(out, cfg, progress=up)
     rep.info(f"{len(gt.unit_electrode)} units, {len(gt.timestamp)} spikes → {out}")
@@ -358,8 +436,11 @@ def compare(target, baselines, ground_truth, out, overwrite, sort_seeds, as_json
 @click.option("--traces", is_flag=True,
               help="phy: also write the recording band-passed as sorted (int16, as large as the .ns6), so that "
                    "phy shows traces and every spike's waveform; needs the sorted recording where it was.")
+@click.option("--tracks", type=click.Path(dir_okay=False, exists=True),
+              help="A tracks.csv of `spikevae track` over sessions that include RESULT: each unit's track id "
+                   "becomes a unit column (nwb, spikeinterface; phy's cluster_track.tsv).")
 @export_options
-def export(result, fmt, out, overwrite, traces, electrode_map, **metadata):
+def export(result, fmt, out, overwrite, traces, tracks, electrode_map, **metadata):
     """Write RESULT (a `spikevae sort` folder) in a format other tools open."""
     click.echo(export_one(result, fmt, out=out, overwrite=overwrite, electrode_map=electrode_map, traces=traces,
-                          **metadata))
+                          tracks=tracks, **metadata))

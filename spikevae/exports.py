@@ -57,7 +57,7 @@ def default_target(result: Path, fmt: str) -> Path:
 
 
 def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict | None = None,
-           electrode_map=None, traces: bool = False) -> Path:
+           electrode_map=None, traces: bool = False, tracks=None) -> Path:
     """Write ``result`` (a finished result folder) as ``fmt``; returns where it went.
 
     ``metadata`` (keys of ``NWB_FIELDS``: subject_id, species, sex, age as an ISO 8601
@@ -66,11 +66,14 @@ def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict |
     subject's; a warning names what DANDI would reject. ``electrode_map`` is the array's
     Blackrock map file (.cmp) for the electrodes' true positions [default: ``utah.grid_positions``].
     ``traces`` (phy only) also writes the recording band-passed as the sort filtered it, so that
-    phy shows traces and every spike's waveform."""
+    phy shows traces and every spike's waveform. ``tracks`` (a folder ``spikevae track`` wrote
+    over sessions that include this one) adds each unit's track id as a unit column."""
     if fmt not in FORMATS:
         raise SpikevaeError(f"--to {fmt}: unknown format; choose one of {', '.join(FORMATS)}")
     if traces and fmt != "phy":
         raise SpikevaeError(f"--traces: only a phy export holds traces, not {fmt}")
+    if tracks is not None and fmt == "nev":
+        raise SpikevaeError("--tracks: a .nev has no unit columns; export to nwb, phy or spikeinterface")
     module, extra = EXTRAS[fmt]
     if module is not None:
         require_extra(module, extra, f"export to {fmt}")
@@ -78,6 +81,12 @@ def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict |
     res = load_result(result)
     out = Path(out) if out is not None else default_target(result, fmt)
     res["positions"] = electrode_positions(res["run"]["input"]["electrodes"], electrode_map)
+    if tracks is not None:
+        from .tracking import load_track_ids
+
+        track_of = load_track_ids(tracks, result)
+        for u in res["units"]:
+            u["track_id"] = track_of[u["unit"]]
     meta = {k: v for k, v in (metadata or {}).items() if v not in (None, "", ())}
     unknown = sorted(set(meta) - set(NWB_FIELDS))
     if unknown:
@@ -218,6 +227,8 @@ def _phy(result: Path, res: dict, folder: Path, recording=None) -> None:
     _tsv(folder / "cluster_KSLabel.tsv", "KSLabel", quality)
     _tsv(folder / "cluster_electrode.tsv", "electrode", [u["electrode_id"] for u in units] + list(ids))
     _tsv(folder / "cluster_snr.tsv", "snr", [f"{u['snr']:.2f}" for u in units] + [""] * len(ids))
+    if units and "track_id" in units[0]:
+        _tsv(folder / "cluster_track.tsv", "track", [u["track_id"] for u in units] + [""] * len(ids))
     if recording is None:
         when = (f"# spike_times.npy are ticks of the Blackrock file clock ({res['run']['input']['name']}), pauses "
                 "included; no traces (spike waveforms only: export with --traces for them)\n")
@@ -295,7 +306,9 @@ def _nwb(result: Path, res: dict, path: Path, meta: dict) -> None:
                "l_ratio": "L-ratio in the electrode's clustering space",
                "presence_ratio": "share of time bins of the recording in which the unit fires",
                "amplitude_cutoff": "estimated share of spikes lost below the detection threshold",
-               "quality": "good or mua (multi-unit activity), spikevae's label from the metrics above"}
+               "quality": "good or mua (multi-unit activity), spikevae's label from the metrics above",
+               "track_id": "the unit's track in spikevae track: units of other sessions with this id are "
+                           "the same neuron"}
     columns = {k: v for k, v in columns.items() if all(k in u for u in units)}
     for name, desc in columns.items():
         nwb.add_unit_column(name=name, description=desc)
@@ -312,7 +325,7 @@ def _spikeinterface(result: Path, res: dict, folder: Path) -> None:
     with warnings.catch_warnings():
         # an in-memory NumpySorting has no provenance to save; the saved folder is the sorting
         warnings.filterwarnings("ignore", "The extractor is not serializable", UserWarning)
-        to_spikeinterface(result).save(folder=folder, overwrite=True)  # spikeinterface.load(folder) opens it
+        _sorting(res).save(folder=folder, overwrite=True)  # spikeinterface.load(folder) opens it
 
 
 def to_spikeinterface(result):
@@ -321,8 +334,11 @@ def to_spikeinterface(result):
     ``spikeinterface.extractors.read_blackrock`` of the same file counts them; unit
     properties electrode_id, snr, quality and the other units.csv columns. Unsorted spikes
     are left out. Pair it with the recording through ``utah_probe``."""
+    return _sorting(load_result(result))
+
+
+def _sorting(res: dict):
     core = require_extra("spikeinterface.core", "spikeinterface", "to_spikeinterface")
-    res = load_result(result)
     spikes, units, segments = res["spikes"], res["units"], res["run"]["input"]["segments"]
     keep = spikes["unit"] >= 0
     ts, unit = spikes["timestamp"][keep], spikes["unit"][keep]

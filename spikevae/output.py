@@ -67,7 +67,7 @@ def save_npz(path, **arrays) -> None:
 
 
 MARK = ".spikevae-output"  # in every folder spikevae writes: its kind and files, so --overwrite replaces only that
-FOLDER_KINDS = ("result", "compare", "phy", "spikeinterface")
+FOLDER_KINDS = ("result", "compare", "phy", "spikeinterface", "tracks")
 EXPORT_FILES = {"sorting.nwb": "nwb", "sorting.nev": "nev"}  # exports' default names inside a result
 EXPORTS_RECORD = "batch-exports.json"  # in a result: the metadata and map each batch export was written with
 # an unmarked folder that an earlier version wrote: a result holds nothing but these

@@ -3,7 +3,7 @@
 scikit-learn, so the command line shows these defaults in ``--help`` at once."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SHRINKAGE = 0.05  # added to a noise covariance's eigenvalues, × their mean, before whitening
 
@@ -133,3 +133,20 @@ class QualityParams:
     max_amplitude_cutoff: float = 0.2
     max_isi_violation: float = 0.01
     presence_bins: int = 20
+
+
+# fitted by `python benchmarks/tracking.py --fit --family spikevae --seeds 1` (RESULTS.md, "Tracking across sessions")
+TRACK_WEIGHTS = {"intercept": 7.98, "latent": -0.597, "shape": -2494.209, "amplitude": -10.931, "isi": 0.071,
+                 "rate": -3.361, "gap": 0.397}
+TRACK_WAVEFORM_WEIGHTS = {"intercept": 7.537, "shape": -2606.192, "amplitude": -13.089, "isi": -0.258, "rate": -3.206,
+                          "gap": 0.348}
+
+
+@dataclass
+class TrackParams:
+    """Matching units across sessions (tracking.py); the weights are a logistic model of the
+    distances in ``tracking.FEATURES``."""
+    max_gap: int = 3                  # sessions a track waits for its neuron to be sorted again
+    min_probability: float = 0.5      # least probability of a link
+    weights: dict = field(default_factory=lambda: dict(TRACK_WEIGHTS))
+    waveform_weights: dict = field(default_factory=lambda: dict(TRACK_WAVEFORM_WEIGHTS))

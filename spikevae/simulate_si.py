@@ -75,7 +75,18 @@ STRESS = dict(units_per_electrode=(0.05, 0.15, 0.35, 0.3, 0.15), neighbour_prob=
 SETTINGS = {"standard": {}, "hard": HARD, "stress": STRESS}
 
 
-def _draw_units(cfg: SIUtahConfig, rng: np.random.Generator):
+@dataclass
+class SIUnits:
+    """The neurons of a recording of this family, one row each."""
+
+    home: np.ndarray          # home electrode index (0-based)
+    loc: np.ndarray           # (units, 3) µm
+    amp: np.ndarray           # trough on the home electrode, µV
+    params: dict              # SpikeInterface shape parameters, one array each
+    rate: np.ndarray | None = None  # Hz; None: drawn with the spike trains
+
+
+def draw_units(cfg: SIUtahConfig, rng: np.random.Generator) -> SIUnits:
     """Home electrode (index), 3-D position, amplitude and SpikeInterface shape parameters of each unit."""
     probs = np.asarray(cfg.units_per_electrode, float)
     counts = rng.choice(len(probs), size=cfg.n_electrodes, p=probs / probs.sum())
@@ -98,7 +109,7 @@ def _draw_units(cfg: SIUtahConfig, rng: np.random.Generator):
             loc[on[1]] = loc[on[0]]
             amp[on[1]] = amp[on[0]] * rng.uniform(*cfg.lookalike_ratio)
     similar_neighbours(rng, home, amp, cfg.neighbour_prob, cfg.neighbour_ratio)
-    return home, loc, amp, params
+    return SIUnits(home, loc, amp, params)
 
 
 def _templates(cfg: SIUtahConfig, home, loc, amp, params, seed):
@@ -112,14 +123,15 @@ def _templates(cfg: SIUtahConfig, home, loc, amp, params, seed):
     return (tpl * (amp / np.maximum(trough, 1e-12))[:, None, None, None]).astype(np.float32)
 
 
-def _spike_trains(cfg: SIUtahConfig, home, amp, durations, rng, seed):
+def _spike_trains(cfg: SIUtahConfig, home, amp, durations, rng, seed, rates=None):
     """Per segment: (sample index, unit, amplitude factor) from SpikeInterface's refractory trains,
-    bursts added for the bursting units."""
+    bursts added for the bursting units; ``rates`` are drawn unless given."""
     from spikeinterface.core.generate import generate_sorting
 
     n_units = len(home)
-    rates = np.exp(rng.uniform(*np.log(cfg.rate_hz), n_units))
-    slow_beside_fast(rng, home, amp, rates, cfg.slow_prob, cfg.slow_rate_hz, cfg.fast_rate_hz)
+    if rates is None:
+        rates = np.exp(rng.uniform(*np.log(cfg.rate_hz), n_units))
+        slow_beside_fast(rng, home, amp, rates, cfg.slow_prob, cfg.slow_rate_hz, cfg.fast_rate_hz)
     sorting = generate_sorting(n_units, FS, durations, firing_rates=rates, refractory_period_ms=cfg.refractory_ms,
                                seed=seed)
     bursty = rng.random(n_units) < cfg.burst_fraction
@@ -161,8 +173,10 @@ def _add(out: np.ndarray, start: int, at: np.ndarray, amps: np.ndarray, shapes: 
     out += np.bincount(idx[ok], weights=(amps[:, None] * shapes)[ok], minlength=len(out))[: len(out)]
 
 
-def simulate_si(path, config: SIUtahConfig | None = None, chunk_s: float = 1.0, progress=None) -> GroundTruth:
-    """Write a recording of the SpikeInterface-based family to ``path`` (.ns6) and its ground truth beside it."""
+def simulate_si(path, config: SIUtahConfig | None = None, chunk_s: float = 1.0, progress=None,
+                units: SIUnits | None = None) -> GroundTruth:
+    """Write a recording of the SpikeInterface-based family to ``path`` (.ns6) and its ground truth
+    beside it; ``units`` (else drawn from the config) are the neurons it holds."""
     from spikeinterface.core import NumpySorting
     from spikeinterface.core.generate import InjectTemplatesRecording, generate_single_fake_waveform
     from spikeinterface.generation import NoiseGeneratorRecording
@@ -173,12 +187,13 @@ def simulate_si(path, config: SIUtahConfig | None = None, chunk_s: float = 1.0, 
     n_el = cfg.n_electrodes
     n_seg_samples = int(round(cfg.duration_s * FS / cfg.n_segments))
     durations = [n_seg_samples / FS] * cfg.n_segments
-    home, loc, amp, params = _draw_units(cfg, rng)
+    units = draw_units(cfg, rng) if units is None else units
+    home, loc, amp, params = units.home, units.loc, units.amp, units.params
     n_units = len(home)
     if n_units == 0:
         raise ValueError("no units were drawn: more electrodes, or a lower P(0 units)")
     templates = _templates(cfg, home, loc, amp, params, seed)
-    trains, rates = _spike_trains(cfg, home, amp, durations, rng, seed)
+    trains, rates = _spike_trains(cfg, home, amp, durations, rng, seed, units.rate)
     nbefore = templates.shape[1] - int(MS_AFTER * FS / 1000)
     noise_sd = np.exp(rng.uniform(*np.log(cfg.noise_uv), n_el))
     noise = NoiseGeneratorRecording(n_el, FS, durations, noise_levels=noise_sd, dtype="float32", seed=seed,

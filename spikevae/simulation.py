@@ -158,34 +158,20 @@ def _add_events(out: np.ndarray, start: int, ticks: np.ndarray, amps: np.ndarray
     out += np.bincount(idx[ok], weights=(amps[:, None] * templates)[ok], minlength=len(out))[: len(out)]
 
 
-class _Layout:
-    """Where each segment sits on the file clock."""
+@dataclass
+class Units:
+    """The neurons of a simulated recording, one row each."""
 
-    def __init__(self, cfg: SimulationConfig):
-        n = int(round(cfg.duration_s * FS))
-        sizes = np.full(cfg.n_segments, n // cfg.n_segments)
-        sizes[-1] += n - sizes.sum()
-        gap = int(round(cfg.pause_s * FS))
-        self.starts = np.concatenate([[0], np.cumsum(sizes[:-1] + gap)]).astype(np.int64)
-        self.sizes = sizes.astype(np.int64)
-        self.total_ticks = int(self.starts[-1] + self.sizes[-1])
-
-    def recorded(self, ticks: np.ndarray) -> np.ndarray:
-        seg = np.searchsorted(self.starts, ticks, side="right") - 1
-        return (seg >= 0) & (ticks < self.starts[seg.clip(0)] + self.sizes[seg.clip(0)])
+    electrode: np.ndarray     # home electrode index (0-based)
+    amplitude: np.ndarray     # trough, µV
+    rate: np.ndarray          # Hz
+    template: np.ndarray      # (units, TEMPLATE_SAMPLES), trough −1 at TEMPLATE_TROUGH
+    bursty: np.ndarray        # bool
 
 
-def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
-             progress=None) -> GroundTruth:
-    """Write a simulated recording to ``path`` (.ns6) and its ground truth beside it."""
-    cfg = config or SimulationConfig()
-    rng = np.random.default_rng(cfg.seed)
-    layout = _Layout(cfg)
-    span_s = layout.total_ticks / FS
+def draw_units(cfg: SimulationConfig, urng: np.random.Generator) -> Units:
+    """The units of a recording: electrode, template, amplitude, rate, and which ones burst."""
     n_el = cfg.n_electrodes
-
-    # Units: electrode, template, amplitude, rate, spike train on the file clock.
-    urng = rng if cfg.unit_seed is None else np.random.default_rng(cfg.unit_seed)
     probs = np.asarray(cfg.units_per_electrode, float)
     counts = urng.choice(len(probs), size=n_el, p=probs / probs.sum())
     unit_el = np.repeat(np.arange(n_el), counts)
@@ -206,6 +192,41 @@ def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
     similar_neighbours(urng, unit_el, unit_amp, cfg.neighbour_prob, cfg.neighbour_ratio)
     slow_beside_fast(urng, unit_el, unit_amp, unit_rate, cfg.slow_prob, cfg.slow_rate_hz, cfg.fast_rate_hz)
     bursty = urng.random(n_units) < cfg.burst_fraction if cfg.burst_fraction > 0 else np.zeros(n_units, bool)
+    return Units(unit_el, unit_amp, unit_rate, unit_tpl, bursty)
+
+
+class _Layout:
+    """Where each segment sits on the file clock."""
+
+    def __init__(self, cfg: SimulationConfig):
+        n = int(round(cfg.duration_s * FS))
+        sizes = np.full(cfg.n_segments, n // cfg.n_segments)
+        sizes[-1] += n - sizes.sum()
+        gap = int(round(cfg.pause_s * FS))
+        self.starts = np.concatenate([[0], np.cumsum(sizes[:-1] + gap)]).astype(np.int64)
+        self.sizes = sizes.astype(np.int64)
+        self.total_ticks = int(self.starts[-1] + self.sizes[-1])
+
+    def recorded(self, ticks: np.ndarray) -> np.ndarray:
+        seg = np.searchsorted(self.starts, ticks, side="right") - 1
+        return (seg >= 0) & (ticks < self.starts[seg.clip(0)] + self.sizes[seg.clip(0)])
+
+
+def simulate(path, config: SimulationConfig | None = None, chunk_s: float = 1.0,
+             progress=None, units: Units | None = None) -> GroundTruth:
+    """Write a simulated recording to ``path`` (.ns6) and its ground truth beside it; ``units``
+    (else drawn from the config) are the neurons it holds."""
+    cfg = config or SimulationConfig()
+    rng = np.random.default_rng(cfg.seed)
+    layout = _Layout(cfg)
+    span_s = layout.total_ticks / FS
+    n_el = cfg.n_electrodes
+
+    units = draw_units(cfg, rng if cfg.unit_seed is None else np.random.default_rng(cfg.unit_seed)) \
+        if units is None else units
+    unit_el, unit_amp, unit_rate, unit_tpl, bursty = (units.electrode, units.amplitude, units.rate, units.template,
+                                                     units.bursty)
+    n_units = len(unit_el)
     times = [_spike_train(rng, r, cfg.refractory_ms / 1e3, span_s) for r in unit_rate]
     jitter = [1 + cfg.amplitude_jitter * rng.standard_normal(len(t)) for t in times]
     for u in np.flatnonzero(bursty):
