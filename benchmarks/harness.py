@@ -63,6 +63,28 @@ def recording(family: str, setting: str, seed: int, electrodes: int, duration: f
     return path
 
 
+def series(family: str, seed: int, sessions: int, electrodes: int, duration: float, cache: Path,
+           setting: str = "standard") -> Path:
+    """The cached folder of a simulated chronic series (``spikevae.chronic``: the same neurons over
+    ``sessions`` sessions), simulated first when missing."""
+    folder = cache / (f"{family}-{seed}-{sessions}x{electrodes}el-{duration:g}s"
+                      + ("" if setting == "standard" else f"-{setting}"))
+    if (folder / "series.json").exists():
+        return folder
+    from spikevae.chronic import SeriesConfig, simulate_series
+
+    if family == "spikevae":
+        from spikevae.simulation import SETTINGS as KNOBS, SimulationConfig
+
+        cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, subsample_timing=True, **KNOBS[setting])
+    else:
+        from spikevae.simulate_si import SETTINGS as KNOBS, SIUtahConfig
+
+        cfg = SIUtahConfig(n_electrodes=electrodes, duration_s=duration, **KNOBS[setting])
+    simulate_series(folder, family, cfg, SeriesConfig(n_sessions=sessions, seed=seed))
+    return folder
+
+
 @dataclass
 class Case:
     """One simulated recording, its ground truth and a scratch folder removed after it."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from spikevae.chronic import SeriesConfig, load_series, simulate_series
+from spikevae.chronic import load_series
 from spikevae.config import SortConfig
 from spikevae.groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, score
 from spikevae.output import load_result
@@ -35,20 +35,12 @@ from spikevae.params import TrackParams
 from spikevae.sessions import batch
 from spikevae.tracking import FEATURES, distances, match, probability, summarise, waveform_correlation
 
-from harness import OUT, write_json
+from harness import OUT, SETTINGS, series, write_json
 
 
 def series_folder(family: str, seed: int, args) -> Path:
-    """The simulated series and its batch sort, made once and cached."""
-    folder = args.cache / f"{family}-{seed}-{args.sessions}x{args.electrodes}el-{args.duration:g}s"
-    if not (folder / "series.json").exists():
-        if family == "spikevae":
-            from spikevae.simulation import SimulationConfig
-            cfg = SimulationConfig(n_electrodes=args.electrodes, duration_s=args.duration, subsample_timing=True)
-        else:
-            from spikevae.simulate_si import SIUtahConfig
-            cfg = SIUtahConfig(n_electrodes=args.electrodes, duration_s=args.duration)
-        simulate_series(folder, family, cfg, SeriesConfig(n_sessions=args.sessions, seed=seed))
+    """The simulated series (harness.series) and its batch sort, made once and cached."""
+    folder = series(family, seed, args.sessions, args.electrodes, args.duration, args.cache, args.setting)
     sorted_ = folder / "sorted"
     if not (sorted_ / "sessions.csv").exists():
         batch(sorted(folder.glob("day*.ns6")), sorted_, SortConfig(band_hz=tuple(args.band)))
@@ -142,12 +134,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--family", choices=["spikevae", "spikeinterface"], default="spikeinterface")
     ap.add_argument("--seeds", type=int, nargs="+", default=[2])
+    ap.add_argument("--setting", choices=SETTINGS, default="standard",
+                    help="the neurons' setting (simulation.SETTINGS): stress adds same-electrode neighbours of "
+                         "similar amplitude, slow units, bursts and dense hash")
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--electrodes", type=int, default=96)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--band", type=float, nargs=2, default=[250, 750])
     ap.add_argument("--fit", action="store_true", help="fit the model's weights and the baseline's threshold")
-    ap.add_argument("--baseline-threshold", type=float, default=0.9)
+    ap.add_argument("--baseline-threshold", type=float, default=0.995,
+                    help="the least mean-waveform correlation of a link [default: best F1 on spikevae seed 1]")
     ap.add_argument("--scale", type=int, nargs="+",
                     help="instead: time `spikevae.track` over this many sessions (the series' results repeated, "
                          "each as its own folder), each count in a fresh process, with its peak memory")

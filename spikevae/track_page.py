@@ -60,7 +60,8 @@ def track_page(tracks: Tracks, info: dict) -> str:
         blocks.append(f"<div class='t'><div>{html.escape(title)}</div>{fig}</div>")
     warn = "".join(f"<p class='w'>{html.escape(w)}</p>" for w in info["warnings"])
     return ("<!doctype html><html><head><meta charset='utf-8'><title>spikevae tracks</title><style>"
-            "body{font-family:sans-serif;margin:1em}.t{display:inline-block;margin:6px;font-size:11px}"
+            "body{font-family:sans-serif;margin:1em}.t{display:inline-block;vertical-align:top;width:440px;margin:6px;"
+            "font-size:11px}"
             ".w{color:#a00}</style></head><body>"
             f"<h1>Tracks over {n_days} sessions</h1>"
             f"<p>{info['units']} units, {info['tracks']} tracks, {len(long)} spanning two sessions or more; matched "

@@ -166,3 +166,22 @@ def test_exports_carry_each_units_track(series, tmp_path):
     r = CliRunner().invoke(main, ["export", str(out / "day00.spikevae"), "--to", "nev", "-o", str(tmp_path / "x.nev"),
                                   "--tracks", str(tracks_csv)])
     assert r.exit_code != 0 and "no unit columns" in r.output
+
+
+def test_simulate_writes_a_series_into_a_new_folder(tmp_path):
+    r = CliRunner().invoke(main, ["simulate", str(tmp_path / "s"), "--sessions", "3", "--electrodes", "4",
+                                  "--duration", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    assert [s["recording"] for s in load_series(tmp_path / "s")["sessions"]] == ["day00.ns6", "day01.ns6", "day02.ns6"]
+    r = CliRunner().invoke(main, ["simulate", str(tmp_path / "s"), "--sessions", "3", "-q"])
+    assert r.exit_code != 0 and "new or empty folder" in r.output
+
+
+def test_batch_tracks_at_the_end_by_option(series, tmp_path):
+    folder, out = series
+    r = CliRunner().invoke(main, ["batch", str(folder / "day*.ns6"), "-o", str(tmp_path / "b"), "--model",
+                                  str(out / "model.pt"), "--track", "-q"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(tmp_path / "b" / "tracks" / "tracks.csv")))
+    assert {r["session"] for r in rows} == {f"day0{i}.ns6" for i in range(4)}
+    assert json.loads((tmp_path / "b" / "tracks" / "tracks.json").read_text())["matched_on"].startswith("shared")
