@@ -7,8 +7,8 @@ The command line (``spikevae sort``) is a thin layer over these functions::
     spikes = spikevae.load_result(result.out)["spikes"]
 
 The names below load on first use, so that ``spikevae --help`` and the clustering workers
-(which import ``spikevae.clustering``) do not import PyTorch: the help takes 0.1 s instead
-of 4.5 s, and a worker starts in 2 s with 160 MB instead of 3.7 s with 340 MB.
+(which import ``spikevae.clustering``) do not import PyTorch, which would slow both and
+double a worker's memory (benchmarks/RESULTS.md, "Timings behind the code's design").
 """
 import importlib
 

@@ -94,7 +94,7 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
 
 
 def cluster_recording(features: np.ndarray, electrode: np.ndarray, params: ClusterParams, seed: int = 0,
-                      progress=None, space_out: np.ndarray | None = None, workers: int = 1) -> np.ndarray:
+                      *, progress=None, space_out: np.ndarray | None = None, workers: int = 1) -> np.ndarray:
     """Global unit ids (numbered electrode by electrode, −1 = unsorted) for every spike;
     ``space_out`` (n × n_dims), when given, receives the clustering-space coordinates.
     Electrodes are clustered on ``workers`` processes (the same labels for any number)."""

@@ -163,7 +163,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict:
             "pairs": [{"unit_a": p[0], "unit_b": p[1], "agreement": p[2]} for p in pairs]}
 
 
-def compare(target, baselines=("pca",), ground_truth=None, out=None, config: SortConfig | None = None,
+def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: SortConfig | None = None,
             overwrite: bool = False, reporter: Reporter | None = None, sort_seeds: int = 1) -> dict:
     """Compare the feature space of a result (or of a fresh sort of a recording) with
     ``baselines``; writes ``compare.json``, ``compare.csv``, figures and ``compare.html``

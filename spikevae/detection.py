@@ -56,8 +56,8 @@ def noise_autocorr(y: np.ndarray, sd: np.ndarray, lags: int) -> tuple[np.ndarray
     quiet = maximum_filter1d(np.abs(y) > 3 * sd[:, None], 2 * lags + 1, axis=1) == 0
     x = np.where(quiet, y / np.maximum(sd, 1e-9)[:, None], 0).astype(np.float32)
     nfft = fft.next_fast_len(y.shape[1] + lags, real=True)
-    # float32 FFTs on all cores (12 windows × 96 electrodes: 0.8 s, float64: 1.3 s); the
-    # autocorrelation is kept to 4 decimals, float32 is good to 1e-6
+    # float32 FFTs on all cores, faster than float64 (RESULTS.md, "Timings behind the code's
+    # design"); the autocorrelation is kept to 4 decimals, float32 is good to 1e-6
     corr = [fft.irfft(np.abs(fft.rfft(v, nfft, axis=1, workers=-1)) ** 2, nfft, axis=1, workers=-1)[:, :lags]
             for v in (x, quiet.astype(np.float32))]
     return corr[0], corr[1]
@@ -134,7 +134,7 @@ def signed(y: np.ndarray, polarity: str) -> np.ndarray:
 
 
 def subsample_waveforms(y: np.ndarray, s: np.ndarray, ch: np.ndarray, pos: np.ndarray, align: int,
-                        n_samples: int, half: int = INTERP_HALF) -> np.ndarray:
+                        n_samples: int, *, half: int = INTERP_HALF) -> np.ndarray:
     """Waveforms of ``y`` (channels × samples) with the extremum of ``s`` (y signed by polarity)
     near ``pos`` at ``align``, to a fraction of a sample; needs ``half`` samples beyond the window.
 
@@ -259,7 +259,7 @@ def realign_waveforms(wf: np.ndarray, polarity: str, align: int, half: int = INT
         s = signed(w, polarity)
         pos = 1 + np.argmax(s[:, 1:m // 2], axis=1)
         y, sp = np.pad(w, ((0, 0), (pad, pad))), np.pad(s, ((0, 0), (pad, pad)))
-        out[a:a + len(w)] = subsample_waveforms(y, sp, np.arange(len(w)), pos + pad, align, m, half)
+        out[a:a + len(w)] = subsample_waveforms(y, sp, np.arange(len(w)), pos + pad, align, m, half=half)
     return out
 
 

@@ -56,7 +56,7 @@ def default_target(result: Path, fmt: str) -> Path:
             "spikeinterface": result / "spikeinterface"}[fmt]
 
 
-def export(result, fmt: str, out=None, overwrite: bool = False, metadata: dict | None = None,
+def export(result, fmt: str, out=None, overwrite: bool = False, *, metadata: dict | None = None,
            electrode_map=None, traces: bool = False, tracks=None) -> Path:
     """Write ``result`` (a finished result folder) as ``fmt``; returns where it went.
 

@@ -54,7 +54,7 @@ class NetworkFeatures:
         return self.model is not None
 
     def fit(self, waveforms, electrode, noise, progress=None) -> "NetworkFeatures":
-        self.model = fit(waveforms, electrode, noise, self.cfg, self.device, self.seed, progress)
+        self.model = fit(waveforms, electrode, noise, self.cfg, self.device, seed=self.seed, progress=progress)
         return self
 
     def transform(self, waveforms, electrode, noise, out: np.ndarray, progress=None) -> np.ndarray:

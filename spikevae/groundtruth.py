@@ -83,7 +83,7 @@ class Scores:
         return out
 
 
-def match_counts(true_ts, true_unit, n_true, sorted_ts, sorted_unit, sorted_ids, delta=MATCH_TICKS):
+def match_counts(true_ts, true_unit, n_true, sorted_ts, sorted_unit, sorted_ids, *, delta=MATCH_TICKS):
     """Matrix of one-to-one matched spike counts between every true and sorted unit."""
     order = np.argsort(sorted_ts, kind="stable")
     st = np.asarray(sorted_ts)[order]
@@ -120,7 +120,7 @@ def score(gt: GroundTruth, sorted_ts: np.ndarray, sorted_unit: np.ndarray, delta
     ids, n_sorted = np.unique(sorted_unit, return_counts=True)
     n_true_units = len(gt.unit_electrode)
     n_true = np.bincount(gt.unit, minlength=n_true_units)
-    m = match_counts(gt.timestamp, gt.unit, n_true_units, sorted_ts, sorted_unit, ids, delta)
+    m = match_counts(gt.timestamp, gt.unit, n_true_units, sorted_ts, sorted_unit, ids, delta=delta)
     agreement, pairs = pair_units(m, n_true, n_sorted)
     acc, prec, rec = (np.zeros(n_true_units) for _ in range(3))
     matched = np.full(n_true_units, -1, np.int64)

@@ -27,7 +27,7 @@ assert _BASIC.size == 336 and _WAV.size == _LBL.size == _FLT.size == 32
 
 
 def write_nev(path, timestamp: np.ndarray, electrode_id: np.ndarray, unit_class: np.ndarray,
-              waveforms_uv: np.ndarray, electrode_ids: np.ndarray, thresholds_uv: np.ndarray | None = None,
+              waveforms_uv: np.ndarray, electrode_ids: np.ndarray, *, thresholds_uv: np.ndarray | None = None,
               labels: list[str] | None = None, band_hz=(250.0, 7500.0), comment: str = "",
               start_time: _dt.datetime | None = None) -> None:
     """Write spikes (sorted by time) as a spec 2.3 ``.nev``; waveforms are (n, samples) µV."""

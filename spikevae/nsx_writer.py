@@ -54,7 +54,7 @@ class NsxWriter:
     with a nanosecond timestamp (3.0-PTP). Timestamps are 30 kHz ticks of the file clock.
     """
 
-    def __init__(self, path, channels: list[ChannelHeader], spec: str = "2.3", period: int = 1,
+    def __init__(self, path, channels: list[ChannelHeader], *, spec: str = "2.3", period: int = 1,
                  label: str = "raw", comment: str = "", start_time: _dt.datetime | None = None):
         if spec not in SPECS:
             raise ValueError(f"unknown NSx spec {spec!r}; choose one of {', '.join(SPECS)}")

@@ -250,8 +250,8 @@ def write_units_csv(path: Path, rows: list[dict]) -> None:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
-def write_result(folder: Path, spikes: Spikes, unit: np.ndarray, latent, table: UnitTable, align_sample: int,
-                 scratch: SpikeStore) -> None:
+def write_result(folder: Path, spikes: Spikes, unit: np.ndarray, latent, table: UnitTable, *,
+                 align_sample: int, scratch: SpikeStore) -> None:
     """A sort's spikes.npz, spike_waveforms.npy, waveforms.npz and units.csv in ``folder``
     (``load_result`` reads them back; run.json and model.pt are the caller's). The per-spike
     columns stream from disk: electrode ids and times are built in ``scratch`` a block at a time."""

@@ -1,20 +1,18 @@
 """Per-electrode work spread over worker processes, results back in electrode order.
 
 Clustering and the look-alike split fit many small Gaussian mixtures, one electrode after
-another. That work is bound by the Python interpreter, so threads gain nothing (96 el ×
-10 min: 14.4 s on two threads, 14.6 s on one) and electrodes go to processes instead:
+another. That work is bound by the Python interpreter, so threads gain nothing and
+electrodes go to processes instead:
 joblib's loky pool, which is reused from clustering to split (and from one sort to the next
 in one Python process), so its workers start and import spikevae once. Each task runs on
 one BLAS/OpenMP thread: on matrices of at most 2000 × a few columns the threads cost more
 in synchronisation than they gain (clustering took twice as long on two threads as on one,
 benchmarks/ARCHIVE.md, "Speed and memory"). Results are the same for any number of workers.
 
-The pool's start (about 2 s: each worker imports scikit-learn) costs what clustering and
-split of some 30 electrodes take on one core, so by default a recording of fewer than
-``MIN_POOL_ELECTRODES`` electrodes stays in this process. On this 2-core machine, cluster +
-split in one process against two fresh workers: 16 el × 20 s 1.7 and 2.8 s; 32 el × 60 s
-4.8 and 4.4 s; 96 el × 60 s 14.6 and 9.9 s; 96 el × 10 min 21.8 and 13.7 s (11.6 s with the
-workers already started).
+The pool's start (each worker imports scikit-learn) costs what clustering and split of some
+30 electrodes take on one core, so by default a recording of fewer than
+``MIN_POOL_ELECTRODES`` electrodes stays in this process (the timings: benchmarks/RESULTS.md,
+"Timings behind the code's design").
 """
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, space_
     unit = curate(unit, spikes, cfg.curation)
     table = unit_table(unit, spikes, cfg.detection.align_sample, cfg.detection.dead_time_ms)
     unit, kept, quality = qualify(unit, electrode, spikes.timestamp, spikes.amplitude, space, spikes.segments,
-                                  table.rows, cfg.quality)
+                                  described=table.rows, params=cfg.quality)
     table = table.subset(kept)
     for row, q in zip(table.rows, quality):
         row.update(q)
@@ -162,7 +162,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         seconds["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        write_result(tmp, spikes, unit, features, table, det.align_sample, store)
+        write_result(tmp, spikes, unit, features, table, align_sample=det.align_sample, scratch=store)
         if cfg.features != "pca" and extractor.trained:
             extractor.model.trained_on = extractor.model.trained_on or cfg.waveform_settings()
             extractor.model.save(tmp / "model.pt")

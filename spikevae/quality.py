@@ -86,7 +86,7 @@ def label(m: dict, params: QualityParams) -> str:
 
 
 def qualify(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, space: np.ndarray,
-            segments: list[tuple[int, int]], described: list[dict], params: QualityParams
+            segments: list[tuple[int, int]], *, described: list[dict], params: QualityParams
             ) -> tuple[np.ndarray, list[int], list[dict]]:
     """Unit ids with ``noise`` units left unsorted (the rest renumbered 0..k−1 in order), the
     old ids of the kept units, and each kept unit's metrics and label, in the new order.

@@ -88,8 +88,8 @@ class Recording(Continuous):
 
 def _transpose(x: np.ndarray, dtype, block: int = 1024) -> np.ndarray:
     """``x.T`` as a C-ordered ``dtype`` array, a block of rows at a time: the file is
-    time-major, and a whole-array transpose misses the cache on every sample (96 channels ×
-    60 s to float32: 0.57 s whole, 0.20 s by blocks of 1024)."""
+    time-major, and a whole-array transpose misses the cache on every sample (RESULTS.md,
+    "Timings behind the code's design")."""
     out = np.empty(x.shape[::-1], dtype)
     for i in range(0, x.shape[0], block):
         np.copyto(out[:, i:i + block], x[i:i + block].T, casting="unsafe")
@@ -225,8 +225,8 @@ def first_line(exc: Exception) -> str:
 
 def file_checksum(path, block_bytes: int = 1 << 20) -> str:
     """BLAKE2b of every byte of a file, so that a recording changed anywhere, even in place at
-    the same size, no longer matches its result (0.5–1 GB/s from the page cache: 20–45 s for an
-    hour of 96 electrodes, whose sort takes about 6 minutes)."""
+    the same size, no longer matches its result (a small share of the sort's time: RESULTS.md,
+    "Timings behind the code's design")."""
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         while block := f.read(block_bytes):

@@ -240,7 +240,7 @@ def _client(jobs: int, scheduler: str | None):
     return Client(cluster)
 
 
-def batch(sessions, out, config: SortConfig | None = None, model=None, jobs: int = 1,
+def batch(sessions, out, config: SortConfig | None = None, model=None, *, jobs: int = 1,
           scheduler: str | None = None, reporter: Reporter | None = None,
           exports: dict | None = None, overwrite: bool = False) -> list[SessionOutcome]:
     """Sort every session with one shared model (with ``features="pca"``, each session's own

@@ -123,7 +123,7 @@ def _templates(cfg: SIUtahConfig, home, loc, amp, params, seed):
     return (tpl * (amp / np.maximum(trough, 1e-12))[:, None, None, None]).astype(np.float32)
 
 
-def _spike_trains(cfg: SIUtahConfig, home, amp, durations, rng, seed, rates=None):
+def _spike_trains(cfg: SIUtahConfig, home, amp, durations, rng, seed, *, rates=None):
     """Per segment: (sample index, unit, amplitude factor) from SpikeInterface's refractory trains,
     bursts added for the bursting units; ``rates`` are drawn unless given."""
     from spikeinterface.core.generate import generate_sorting
@@ -131,7 +131,7 @@ def _spike_trains(cfg: SIUtahConfig, home, amp, durations, rng, seed, rates=None
     n_units = len(home)
     if rates is None:
         rates = np.exp(rng.uniform(*np.log(cfg.rate_hz), n_units))
-        slow_beside_fast(rng, home, amp, rates, cfg.slow_prob, cfg.slow_rate_hz, cfg.fast_rate_hz)
+        slow_beside_fast(rng, home, amp, rates, cfg)
     sorting = generate_sorting(n_units, FS, durations, firing_rates=rates, refractory_period_ms=cfg.refractory_ms,
                                seed=seed)
     bursty = rng.random(n_units) < cfg.burst_fraction
@@ -193,7 +193,7 @@ def simulate_si(path, config: SIUtahConfig | None = None, chunk_s: float = 1.0, 
     if n_units == 0:
         raise ValueError("no units were drawn: more electrodes, or a lower P(0 units)")
     templates = _templates(cfg, home, loc, amp, params, seed)
-    trains, rates = _spike_trains(cfg, home, amp, durations, rng, seed, units.rate)
+    trains, rates = _spike_trains(cfg, home, amp, durations, rng, seed, rates=units.rate)
     nbefore = templates.shape[1] - int(MS_AFTER * FS / 1000)
     noise_sd = np.exp(rng.uniform(*np.log(cfg.noise_uv), n_el))
     noise = NoiseGeneratorRecording(n_el, FS, durations, noise_levels=noise_sd, dtype="float32", seed=seed,

@@ -117,18 +117,18 @@ def similar_neighbours(rng, home: np.ndarray, amp: np.ndarray, prob: float, rati
             amp[on[1]] = amp[on[0]] * rng.uniform(*ratio)
 
 
-def slow_beside_fast(rng, home: np.ndarray, amp: np.ndarray, rate: np.ndarray, prob: float,
-                     slow_hz: tuple[float, float], fast_hz: tuple[float, float]) -> None:
-    """With chance ``prob`` per electrode of two or more units, make its largest unit fire fast and
-    its smallest slowly (rates log-uniform in ``fast_hz`` and ``slow_hz``, in place): a few dozen
-    spikes beside thousands, the unit a mixture fitted on a sample overlooks."""
-    if prob <= 0:
+def slow_beside_fast(rng, home: np.ndarray, amp: np.ndarray, rate: np.ndarray, cfg) -> None:
+    """With chance ``cfg.slow_prob`` per electrode of two or more units, make its largest unit fire
+    fast and its smallest slowly (rates log-uniform in ``cfg.fast_rate_hz`` and ``cfg.slow_rate_hz``,
+    in place; either simulator's config): a few dozen spikes beside thousands, the unit a mixture
+    fitted on a sample overlooks."""
+    if cfg.slow_prob <= 0:
         return
     for e in np.unique(home):
         on = np.flatnonzero(home == e)
-        if len(on) >= 2 and rng.random() < prob:
-            rate[on[np.argmax(amp[on])]] = np.exp(rng.uniform(*np.log(fast_hz)))
-            rate[on[np.argmin(amp[on])]] = np.exp(rng.uniform(*np.log(slow_hz)))
+        if len(on) >= 2 and rng.random() < cfg.slow_prob:
+            rate[on[np.argmax(amp[on])]] = np.exp(rng.uniform(*np.log(cfg.fast_rate_hz)))
+            rate[on[np.argmin(amp[on])]] = np.exp(rng.uniform(*np.log(cfg.slow_rate_hz)))
 
 
 HARD = dict(units_per_electrode=(0.1, 0.2, 0.3, 0.25, 0.15), burst_fraction=0.4, lookalike_prob=0.5,
@@ -190,7 +190,7 @@ def draw_units(cfg: SimulationConfig, urng: np.random.Generator) -> Units:
             unit_amp[on[1]] = unit_amp[on[0]] * urng.uniform(0.6, 0.8)
     # extra draws only when a knob is on, so that default simulations stay as they were
     similar_neighbours(urng, unit_el, unit_amp, cfg.neighbour_prob, cfg.neighbour_ratio)
-    slow_beside_fast(urng, unit_el, unit_amp, unit_rate, cfg.slow_prob, cfg.slow_rate_hz, cfg.fast_rate_hz)
+    slow_beside_fast(urng, unit_el, unit_amp, unit_rate, cfg)
     bursty = urng.random(n_units) < cfg.burst_fraction if cfg.burst_fraction > 0 else np.zeros(n_units, bool)
     return Units(unit_el, unit_amp, unit_rate, unit_tpl, bursty)
 
@@ -311,7 +311,7 @@ def _artifact_shape() -> np.ndarray:
     return np.exp(-t / 0.0012) * np.cos(2 * np.pi * 900 * t)
 
 
-def cut_online(recording, out, band_hz=(250.0, 5000.0), threshold: float = 4.5, pre: int = 10,
+def cut_online(recording, out, *, band_hz=(250.0, 5000.0), threshold: float = 4.5, pre: int = 10,
                n_samples: int = 48, chunk_s: float = 10.0) -> int:
     """Write ``out`` (.nev) with the spikes a Blackrock system would have cut online from
     ``recording``, for testing sorts of ``.nev`` files against ground truth: a causal

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 W, H, PAD = 220, 110, 6
 
 
-def _polyline(x: np.ndarray, y: np.ndarray, x0: float, width: float, lo: float, hi: float, colour: str) -> str:
-    px = x0 + PAD + (x - x.min()) / max(np.ptp(x), 1e-12) * (width - 2 * PAD)
+def _polyline(x: np.ndarray, y: np.ndarray, x0: float, y_range: tuple[float, float], colour: str) -> str:
+    """``y`` against ``x`` in the panel that starts at ``x0``, ``y_range`` spanning its height."""
+    lo, hi = y_range
+    px = x0 + PAD + (x - x.min()) / max(np.ptp(x), 1e-12) * (W - 2 * PAD)
     py = PAD + (hi - y) / max(hi - lo, 1e-12) * (H - 2 * PAD)
     pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px, py))
     return f'<polyline fill="none" stroke="{colour}" stroke-width="1.2" points="{pts}"/>'
@@ -27,10 +29,10 @@ def _figure(days: list[int], waveforms: list[np.ndarray], rates: list[float], n_
     parts = []
     for d, w in zip(days, waveforms):
         shade = int(200 - 170 * d / max(n_days - 1, 1))
-        parts.append(_polyline(np.arange(len(w), dtype=float), w, 0, W, lo, hi, f"rgb({shade},{shade},{255})"))
+        parts.append(_polyline(np.arange(len(w), dtype=float), w, 0, (lo, hi), f"rgb({shade},{shade},255)"))
     r = np.asarray(rates, float)
     if len(r) > 1:
-        parts.append(_polyline(np.asarray(days, float), r, W, W, 0, r.max() * 1.1, "#d62728"))
+        parts.append(_polyline(np.asarray(days, float), r, W, (0, r.max() * 1.1), "#d62728"))
     dots = "".join(f'<circle cx="{W + PAD + (d - min(days)) / max(max(days) - min(days), 1) * (W - 2 * PAD):.1f}" '
                    f'cy="{PAD + (r.max() * 1.1 - v) / max(r.max() * 1.1, 1e-12) * (H - 2 * PAD):.1f}" r="2" '
                    f'fill="#d62728"/>' for d, v in zip(days, r))

@@ -151,7 +151,7 @@ def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, pr
 
 
 def fit(waveforms: np.ndarray, electrode: np.ndarray, noise: NoiseEstimate, cfg: VAEConfig,
-        device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
+        device: torch.device, *, seed: int = 0, progress=None) -> TrainedModel:
     """Draw a balanced training set from (possibly memory-mapped) spikes and train on it."""
     rng = np.random.default_rng(seed)
     electrode = np.asarray(electrode)
@@ -171,7 +171,7 @@ def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: in
 
 @torch.no_grad()
 def encode(model: TrainedModel, waveforms: np.ndarray, electrode: np.ndarray, noise: NoiseEstimate,
-           out: np.ndarray, batch: int = 4096, progress=None) -> np.ndarray:
+           out: np.ndarray, *, batch: int = 4096, progress=None) -> np.ndarray:
     """Posterior means of every waveform, written batch by batch into ``out`` (n, latent)."""
     device = next(model.net.parameters()).device
     model.net.eval()

@@ -48,7 +48,6 @@ def to_noise_units(waveforms: np.ndarray, electrode: np.ndarray, transforms: np.
     for ch in np.unique(electrode):
         rows = electrode == ch
         # einsum, not BLAS: BLAS rounds differently with the batch's rows and its threads, and
-        # one model must give bit-identical latents wherever it runs (batch on a Dask cluster);
-        # 0.25 s per 10 min of 96 electrodes
+        # one model must give bit-identical latents wherever it runs (batch on a Dask cluster)
         out[rows] = np.einsum("ni,ij->nj", waveforms[rows], transforms[ch], optimize=False)
     return out

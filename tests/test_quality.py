@@ -91,7 +91,8 @@ def test_qualify_leaves_noise_unsorted_and_renumbers():
     amp = rng.normal(100, 10, 2 * n)
     described = [{"snr": 10.0, "firing_rate_hz": 5.0, "n_spikes": 200, "isi_violation_fraction": 0.0,
                   "isi_violations": 0, "isi_violations_ratio": 0.0}] * 3
-    new, kept, rows = qualify(unit, electrode, ts, amp, space, [(0, 600_000)], described, SortConfig().quality)
+    new, kept, rows = qualify(unit, electrode, ts, amp, space, [(0, 600_000)], described=described,
+                              params=SortConfig().quality)
     assert kept == [0, 1] and [r["quality"] for r in rows] == ["good", "good"]  # the cluster amid the others: noise
     assert set(new[:n]) == {0, 1} and set(new[n:]) == {-1}
 
