@@ -30,6 +30,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import expit
 
+from .config import SortConfig
 from .errors import SpikevaeError
 from .params import TrackParams
 from .reader import TICKS_PER_SECOND
@@ -46,6 +47,7 @@ class SessionUnits:
     result: str
     start_time: str | None
     model: str | None            # checksum of the model that embedded the session; None: its own
+    waveform_settings: dict      # band, filter, polarity, length and alignment of its waveforms
     unit: np.ndarray             # unit ids of the result
     electrode: np.ndarray        # electrode ids
     quality: list[str]
@@ -82,7 +84,9 @@ def summarise(result) -> SessionUnits:
     wf = res["waveforms"]
     return SessionUnits(
         name=run["input"]["name"], result=str(result), start_time=run["input"].get("start_time"),
-        model=run.get("model_checksum"), unit=np.array([u["unit"] for u in units], np.int64),
+        model=run.get("model_checksum"),
+        waveform_settings=SortConfig.from_dict(run["config"]).waveform_settings(),
+        unit=np.array([u["unit"] for u in units], np.int64),
         electrode=np.array([u["electrode_id"] for u in units], np.int64),
         quality=[u.get("quality", "") for u in units],
         n_spikes=np.array([u["n_spikes"] for u in units], np.int64),
@@ -138,7 +142,15 @@ def _order(sessions: list[SessionUnits]) -> list[SessionUnits]:
 
 
 def check_shared(sessions: list[SessionUnits], waveforms_only: bool) -> str | None:
-    """Why the sessions' latents cannot be compared, or None; a warning when ``waveforms_only``."""
+    """Why the sessions' latents cannot be compared, or None; a warning when ``waveforms_only``.
+    Sessions whose waveforms were cut otherwise (band, filter, polarity, length) are refused either way."""
+    first = sessions[0]
+    for s in sessions[1:]:
+        differs = [k for k, v in first.waveform_settings.items() if s.waveform_settings[k] != v]
+        if differs:
+            k = differs[0]
+            raise SpikevaeError(f"{s.name} was sorted with {k} {s.waveform_settings[k]}, {first.name} with "
+                                f"{first.waveform_settings[k]}: their units cannot be compared; sort them alike")
     models = {s.model for s in sessions}
     if len(models) == 1 and None not in models:
         return None

@@ -185,3 +185,12 @@ def test_batch_tracks_at_the_end_by_option(series, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "b" / "tracks" / "tracks.csv")))
     assert {r["session"] for r in rows} == {f"day0{i}.ns6" for i in range(4)}
     assert json.loads((tmp_path / "b" / "tracks" / "tracks.json").read_text())["matched_on"].startswith("shared")
+
+
+def test_sessions_cut_with_another_band_are_refused(series, tmp_path):
+    folder, out = series
+    wide = spikevae.sort(folder / "day01.ns6", fast_config(band_hz=(250.0, 7500.0)), out=tmp_path / "wide").out
+    r = CliRunner().invoke(main, ["track", str(out / "day00.spikevae"), str(wide), "-o", str(tmp_path / "t"),
+                                  "--waveforms-only"])
+    assert r.exit_code != 0 and "band_hz" in r.output and "cannot be compared" in r.output
+    assert not (tmp_path / "t").exists()
