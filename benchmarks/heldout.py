@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +45,7 @@ def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarra
     extractor = make_features(cfg.features, cfg.vae, pick_device(cfg.device), cfg.seed, cfg.pca_components)
     features = np.zeros((spikes.n, extractor.dim), np.float32)
     seconds = embed(extractor, spikes, features, rep)
-    t0 = time.perf_counter()
-    unit, table = label_units(spikes, features, cfg, rep)
-    seconds["cluster"] = time.perf_counter() - t0
+    unit, table = label_units(spikes, features, cfg, rep, seconds=seconds)
     return unit, [r["quality"] for r in table.rows], seconds, features
 
 

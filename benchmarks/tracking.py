@@ -154,7 +154,7 @@ def main():
     if args.scale:
         return scale(args)
     rows = []
-    fit_x, fit_xw, fit_y, data = [], [], [], []
+    fit_x, fit_y = [], []
     for seed in args.seeds:
         folder = series_folder(args.family, seed, args)
         truth = truth_of(folder)
@@ -166,7 +166,6 @@ def main():
             x, y = candidate_pairs(sessions, truth, p.max_gap)
             fit_x.append(x)
             fit_y.append(y)
-            data.append((sessions, truth))
             continue
         x, y = candidate_pairs(sessions, truth, p.max_gap)
         prob = probability(x, p.weights)

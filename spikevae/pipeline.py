@@ -1,16 +1,19 @@
-"""``sort``: a Blackrock recording in, a result folder out. Each step lives in its own module:
-reader → filtering → detection → features (β-VAE or a baseline) → clustering → splitting →
-curation → output.
-``embed`` and ``label_units`` are the steps after detection; they take a ``spikes.Spikes``,
-which ``compare`` rebuilds from a result folder."""
+"""``sort``: a Blackrock recording in, a result folder out, as one chain of steps, each in its
+own module and each timed in run.json's "seconds":
+
+    open the source (sources) → read, filter, detect (reader, filtering, detection)
+    → embed (features: β-VAE or a baseline) → cluster (clustering) → split (splitting)
+    → curate (curation) → measure (metrics) → label (quality) → write (output)
+
+``embed`` and ``label_units`` (cluster to label) are the steps after detection; they take a
+``spikes.Spikes``, which ``compare`` rebuilds from a result folder."""
 from __future__ import annotations
 
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -18,40 +21,20 @@ from . import __version__
 from .clustering import cluster_recording
 from .config import MIN_TRAIN_SPIKES, SortConfig
 from .curation import curate
-from .detection import detect, from_waveforms
 from .errors import SpikevaeError
 from .features import make_features
-from .filtering import BandpassFilter
-from .geometry import Geometry, check_spacing, recording_geometry
+from .geometry import check_spacing
 from .metrics import UnitTable, unit_table
-from .nev import cut_short_warning, read_nev_spikes
 from .output import check_free_space, default_out, staged_folder, write_json, write_result
 from .parallel import pool_size, torch_threads
 from .progress import Reporter
 from .quality import qualify
 from .params import DetectionParams
-from .reader import TICKS_PER_SECOND, file_checksum, open_recording
-from .si_recording import describe_input, is_si_recording, open_si_recording, probe_positions
+from .reader import file_checksum
+from .sources import open_source
 from .spikes import Spikes
 from .splitting import split_units
 from .train import TrainedModel, cpu_threads, pick_device
-
-
-@dataclass
-class Source:
-    """What ``sort`` reads, described before any work, and how to get its spikes."""
-
-    path: Path | None             # None: a recording object with no file SpikeInterface knows
-    electrode_ids: np.ndarray
-    info: dict                    # the "input" section of run.json
-    describe: str
-    acquire: Callable             # (work folder, reporter) -> Detection
-    geometry: Geometry
-    warnings: list[str] = field(default_factory=list)  # what reading it found doubtful
-
-    @property
-    def segments(self) -> list[tuple[int, int]]:
-        return [(s["start_tick"], s["n_samples"]) for s in self.info["segments"]]
 
 
 @dataclass
@@ -80,29 +63,44 @@ def embed(extractor, spikes: Spikes, out: np.ndarray, rep: Reporter) -> dict:
     return seconds
 
 
-def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, space_out: np.ndarray | None = None
-                ) -> tuple[np.ndarray, UnitTable]:
-    """Cluster every electrode in ``features``, split look-alikes, curate the units, label
-    their quality (``noise`` left unsorted) and describe them."""
+def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, *, seconds: dict | None = None,
+                space_out: np.ndarray | None = None) -> tuple[np.ndarray, UnitTable]:
+    """Cluster every electrode in ``features``, split look-alikes, curate the units, measure
+    them and label their quality (``noise`` left unsorted); each step's time into ``seconds``,
+    the clustering space of every spike into ``space_out`` when given."""
+    seconds = {} if seconds is None else seconds
     electrode = spikes.electrode
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     workers = pool_size(cfg.workers, n_el)
     # the clustering space of every spike, for the units' isolation (20 bytes a spike)
     space = space_out if space_out is not None else np.zeros((len(electrode), cfg.cluster.n_dims), np.float32)
+    t0 = time.perf_counter()
     with rep.bar("cluster", n_el, unit="electrode") as up:
         unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space,
                                  workers=workers)
+    t0 = _timed(seconds, "cluster", t0)
     if cfg.split.enabled:
         with rep.bar("split", n_el, unit="electrode") as up:
             unit = split_units(unit, spikes, cfg.split, cfg.seed, progress=up, workers=workers)
+    t0 = _timed(seconds, "split", t0)
     unit = curate(unit, spikes, cfg.curation)
+    t0 = _timed(seconds, "curate", t0)
     table = unit_table(unit, spikes, cfg.detection.align_sample, cfg.detection.dead_time_ms)
+    t0 = _timed(seconds, "measure", t0)
     unit, kept, quality = qualify(unit, electrode, spikes.timestamp, spikes.amplitude, space, spikes.segments,
                                   described=table.rows, params=cfg.quality)
     table = table.subset(kept)
     for row, q in zip(table.rows, quality):
         row.update(q)
+    _timed(seconds, "label", t0)
     return unit, table
+
+
+def _timed(seconds: dict, step: str, since: float) -> float:
+    """Record the seconds of ``step`` since ``since``; returns now, the next step's start."""
+    now = time.perf_counter()
+    seconds[step] = now - since
+    return now
 
 
 def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite: bool = False,
@@ -157,9 +155,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         threads = torch_threads(cfg.threads)
         with cpu_threads(threads):
             seconds.update(embed(extractor, spikes, features, rep))
-        t0 = time.perf_counter()
-        unit, table = label_units(spikes, features, cfg, rep)
-        seconds["cluster"] = time.perf_counter() - t0
+        unit, table = label_units(spikes, features, cfg, rep, seconds=seconds)
 
         t0 = time.perf_counter()
         write_result(tmp, spikes, unit, features, table, align_sample=det.align_sample, scratch=store)
@@ -202,56 +198,6 @@ def rejection_warnings(counts: dict, det: DetectionParams, name: str, most: floa
     return [f"{name}: {counts[key]} of {n} detected events ({counts[key] / n:.0%}) were rejected as {why}; "
             "check that the recording is a Utah-like array and its geometry (--map)"
             for key, why in rules.items() if n and counts.get(key, 0) > most * n]
-
-
-def open_source(path, cfg: SortConfig) -> Source:
-    """What ``sort`` reads: a continuous .nsX or a SpikeInterface ``BaseRecording`` (filtered
-    and detected here), or a .nev whose waveforms the recording system already cut (sorted as
-    they are, no filtering)."""
-    det = cfg.detection
-    if is_si_recording(path):
-        rec = open_si_recording(path, cfg.channels)
-        info = describe_input(rec)
-        geometry = recording_geometry(rec.electrode_ids, cfg.electrode_map, cfg.pitch_um, probe_positions(rec))
-        return _continuous_source(rec, Path(info["path"]) if info["path"] else None, info, cfg,
-                                  f"{info['name']}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
-                                  f"{len(rec.segments)} segment(s), {info['file_spec']}", geometry)
-    path = Path(path)
-    if path.suffix.lower() == ".nev":
-        spikes = read_nev_spikes(path, cfg.channels)
-        ids = np.unique(spikes["electrode_id"])
-        segments = spikes["segments"]
-        info = {"path": str(path.resolve()), "name": path.name, "bytes": path.stat().st_size,
-                "checksum": file_checksum(path), "file_spec": "nev", "electrodes": ids, "segments": segments,
-                "duration_s": sum(s["n_samples"] for s in segments) / TICKS_PER_SECOND}
-        geometry = recording_geometry(ids, cfg.electrode_map, cfg.pitch_um)
-        info["geometry"] = geometry.describe()
-        return Source(path, ids, info,
-                      f"{path.name}: {len(spikes['timestamp'])} cut waveforms on {len(ids)} electrodes (.nev)",
-                      lambda folder, rep: from_waveforms(spikes, ids, det, folder), geometry,
-                      [w for w in [cut_short_warning(path, spikes)] if w])
-
-    rec = open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
-    info = {"path": str(rec.path.resolve()), "name": rec.path.name, "bytes": rec.path.stat().st_size,
-            "checksum": file_checksum(rec.path), "file_spec": rec.file_spec, "electrodes": rec.electrode_ids,
-            "segments": [{"start_tick": s.start_tick, "n_samples": s.n_samples} for s in rec.segments],
-            "duration_s": rec.duration_s, "start_time": rec.start_time}
-    return _continuous_source(rec, rec.path, info, cfg,
-                              f"{rec.path.name}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
-                              f"{len(rec.segments)} segment(s), NSx {rec.file_spec}",
-                              recording_geometry(rec.electrode_ids, cfg.electrode_map, cfg.pitch_um))
-
-
-def _continuous_source(rec, path: Path | None, info: dict, cfg: SortConfig, describe: str,
-                       geometry: Geometry) -> Source:
-    filt = BandpassFilter(rec, *cfg.band_hz, cfg.filter_order)
-    info["geometry"] = geometry.describe()
-
-    def acquire(folder, rep):
-        with rep.bar("read+filter+detect", rec.duration_s, unit="s", scale=1 / TICKS_PER_SECOND) as up:
-            return detect(filt, cfg.detection, folder, progress=up, apart=geometry.apart(cfg.detection.cell_reach_um))
-
-    return Source(path, rec.electrode_ids, info, describe, acquire, geometry)
 
 
 def _versions() -> dict:

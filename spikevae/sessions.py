@@ -33,9 +33,10 @@ from .features import network_config
 from .geometry import check_spacing
 from .output import EXPORTS_RECORD, check_out, load_result, staged_file, write_json
 from .parallel import torch_threads
-from .pipeline import open_source, sort
+from .pipeline import sort
 from .progress import Reporter
 from .reader import file_checksum
+from .sources import open_source
 from .train import TrainedModel, balanced_sample, cpu_threads, fit_normalised, input_transforms, pick_device
 from .whitening import to_noise_units
 

@@ -80,7 +80,7 @@ class SpikevaeSorter(BaseSorter):
     @classmethod
     def _check_params(cls, recording, output_folder, params):
         """Settings, and a probe too dense to sort channel by channel, refused before any work."""
-        from .pipeline import open_source
+        from .sources import open_source
 
         cfg = config_from_params(params)
         check_spacing(open_source(recording, cfg).geometry, cfg.detection.cell_reach_um, cfg.allow_dense,

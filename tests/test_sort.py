@@ -48,7 +48,8 @@ def test_result_folder_holds_what_other_tools_load(sorted_small):
     run = json.loads((out / "run.json").read_text())
     assert run["input"]["file_spec"] == "2.3" and len(run["input"]["segments"]) == 2
     assert {"torch", "neo", "numpy", "spikevae"} <= set(run["versions"])
-    assert set(run["seconds"]) == {"read_filter_detect", "train", "encode", "cluster", "write"}
+    assert set(run["seconds"]) == {"read_filter_detect", "train", "encode", "cluster", "split", "curate", "measure",
+                                   "label", "write"}
     assert run["counts"]["kept"] == n and run["device"] == "cpu"
     assert run["config"]["detection"]["threshold"] == 3.25  # the default 250–750 Hz band's
     assert run["training_history"]["step"][-1] == FAST.steps
