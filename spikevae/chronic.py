@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import SpikevaeError
 from .simulation import TEMPLATE_SAMPLES, TEMPLATE_TROUGH
 
 SERIES_FILE = "series.json"
@@ -122,9 +123,14 @@ def _walk(rng: np.random.Generator, n: int, steps: int, sd: float, limit: float 
 def simulate_series(folder, family: str, sim_cfg, series: SeriesConfig | None = None, progress=None) -> list[Path]:
     """Write ``series.n_sessions`` recordings (``day00.ns6`` …, each with its ``.gt.npz``) of one
     array into ``folder``, and ``series.json``; ``sim_cfg`` is the family's config (its seed is
-    replaced per session). Returns the recordings' paths."""
+    replaced per session). Returns the recordings' paths. ``folder`` must be new or empty."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}")
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise SpikevaeError(f"{folder}: the series goes into a new or empty folder")
+    if not folder.resolve().parent.is_dir():
+        raise SpikevaeError(f"{folder.parent}: no such folder for the series")
     s = series or SeriesConfig()
     rng = np.random.default_rng(s.seed)
     pool = _Pool(family, sim_cfg, np.random.default_rng(rng.integers(2**31)))
@@ -136,8 +142,7 @@ def simulate_series(folder, family: str, sim_cfg, series: SeriesConfig | None = 
     width_walk = _walk(rng, n_max, s.n_sessions, s.shape_drift / np.sqrt(s.n_sessions), s.shape_drift)
     rate_walk = _walk(rng, n_max, s.n_sessions, s.rate_drift, None)
     fresh = len(pool)  # next pool index not yet used
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
     for day in range(s.n_sessions):
         if day:
             change = int(round(rng.uniform(*s.turnover) * len(active) / 2))

@@ -364,10 +364,6 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subs
 
         if nev:
             raise SpikevaeError("--nev applies to one recording, not to --sessions")
-        if Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
-            raise SpikevaeError(f"{out}: the series goes into a new or empty folder")
-        if not Path(out).resolve().parent.is_dir():
-            raise SpikevaeError(f"{Path(out).parent}: no such folder for the series")
         with rep.bar("simulate sessions", sessions, unit="session") as up:
             paths = simulate_series(out, family, cfg, SeriesConfig(n_sessions=sessions, seed=seed), progress=up)
         rep.info(f"{len(paths)} sessions → {out} (series.json names each session's neurons)")

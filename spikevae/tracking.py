@@ -33,7 +33,7 @@ from scipy.special import expit
 from .config import SortConfig
 from .errors import SpikevaeError
 from .params import TrackParams
-from .reader import TICKS_PER_SECOND
+from .reader import TICKS_PER_SECOND, file_checksum
 
 FEATURES = ("latent", "shape", "amplitude", "isi", "rate", "gap")
 ISI_EDGES_S = np.logspace(-3, 1, 25)  # 1 ms to 10 s, log-spaced
@@ -46,6 +46,7 @@ class SessionUnits:
     name: str
     result: str
     start_time: str | None
+    units_checksum: str          # of its units.csv: an export checks that the result is still the one tracked
     model: str | None            # checksum of the model that embedded the session; None: its own
     waveform_settings: dict      # band, filter, polarity, length and alignment of its waveforms
     unit: np.ndarray             # unit ids of the result
@@ -83,8 +84,8 @@ def summarise(result) -> SessionUnits:
         isi[i] = h / max(h.sum(), 1.0)
     wf = res["waveforms"]
     return SessionUnits(
-        name=run["input"]["name"], result=str(result), start_time=run["input"].get("start_time"),
-        model=run.get("model_checksum"),
+        name=run["input"]["name"], result=str(Path(result).resolve()), start_time=run["input"].get("start_time"),
+        units_checksum=file_checksum(Path(result) / "units.csv"), model=run.get("model_checksum"),
         waveform_settings=SortConfig.from_dict(run["config"]).waveform_settings(),
         unit=np.array([u["unit"] for u in units], np.int64),
         electrode=np.array([u["electrode_id"] for u in units], np.int64),
@@ -230,8 +231,8 @@ def summary(tracks: Tracks, params: TrackParams, warning: str | None) -> dict:
     """``tracks.json``: the sessions, the settings and how long the tracks are."""
     lengths = np.bincount(np.concatenate(tracks.track)) if tracks.n_tracks else np.zeros(0, int)
     return {
-        "sessions": [{"index": s, "name": x.name, "result": x.result, "start_time": x.start_time, "units": len(x)}
-                     for s, x in enumerate(tracks.sessions)],
+        "sessions": [{"index": s, "name": x.name, "result": x.result, "start_time": x.start_time, "units": len(x),
+                      "units_checksum": x.units_checksum} for s, x in enumerate(tracks.sessions)],
         "matched_on": "waveform, ISI and rate" if tracks.waveforms_only else "shared latent, waveform, ISI and rate",
         "model": tracks.sessions[0].model if tracks.sessions and not tracks.waveforms_only else None,
         "settings": asdict(params), "warnings": [warning] if warning else [],
@@ -255,14 +256,24 @@ def write_tracks(folder: Path, tracks: Tracks, params: TrackParams, warning: str
 
 
 def load_track_ids(tracks_csv, result) -> dict[int, int]:
-    """Unit id → track id of one result folder, from a ``tracks.csv`` (for the exports)."""
-    want = Path(result).resolve()
-    info = json.loads((Path(tracks_csv).parent / "tracks.json").read_text())
-    index = [s["index"] for s in info["sessions"] if Path(s["result"]).resolve() == want]
-    if not index:
-        raise SpikevaeError(f"{tracks_csv}: {result} is not among the tracked sessions")
-    with open(tracks_csv, newline="") as f:
-        return {int(r["unit"]): int(r["track"]) for r in csv.DictReader(f) if int(r["session_index"]) == index[0]}
+    """Unit id → track id of one result folder, from a ``tracks.csv`` and the ``tracks.json``
+    beside it (for the exports); a result sorted again since it was tracked is refused."""
+    want, tracks_csv = Path(result).resolve(), Path(tracks_csv)
+    try:
+        info = json.loads((tracks_csv.parent / "tracks.json").read_text())
+        with open(tracks_csv, newline="") as f:
+            table = list(csv.DictReader(f))
+        sessions = [s for s in info["sessions"] if Path(s["result"]) == want]
+        if not sessions:
+            raise SpikevaeError(f"{tracks_csv}: {result} is not among the tracked sessions")
+        index, checksum = sessions[0]["index"], sessions[0]["units_checksum"]
+        ids = {int(r["unit"]): int(r["track"]) for r in table if int(r["session_index"]) == index}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SpikevaeError(f"{tracks_csv}: not a tracks.csv that spikevae track wrote, with its tracks.json beside "
+                            f"it ({type(exc).__name__})") from None
+    if file_checksum(want / "units.csv") != checksum:
+        raise SpikevaeError(f"{result} was sorted again after {tracks_csv} was made; track the sessions again")
+    return ids
 
 
 def track_inputs(items) -> list[Path]:

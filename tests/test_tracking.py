@@ -194,3 +194,24 @@ def test_sessions_cut_with_another_band_are_refused(series, tmp_path):
                                   "--waveforms-only"])
     assert r.exit_code != 0 and "band_hz" in r.output and "cannot be compared" in r.output
     assert not (tmp_path / "t").exists()
+
+
+def test_an_export_refuses_tracks_of_a_result_sorted_again(series, tmp_path):
+    """The track ids belong to the units that were tracked: a session sorted again since
+    (other unit ids) is refused, and so is a tracks.csv without its tracks.json."""
+    folder, _ = series
+    out = tmp_path / "sorted"
+    spikevae.batch([str(folder / "day00.ns6"), str(folder / "day01.ns6")], out, fast_config())
+    assert CliRunner().invoke(main, ["track", str(out), "-q"]).exit_code == 0
+    tracks_csv = out / "tracks" / "tracks.csv"
+    spikevae.sort(folder / "day01.ns6", fast_config(seed=3), out=out / "day01.spikevae", overwrite=True)
+    r = CliRunner().invoke(main, ["export", str(out / "day01.spikevae"), "--to", "nev", "-o", str(tmp_path / "a.nev")])
+    assert r.exit_code == 0
+    r = CliRunner().invoke(main, ["export", str(out / "day01.spikevae"), "--to", "phy", "-o", str(tmp_path / "p"),
+                                  "--tracks", str(tracks_csv)])
+    assert r.exit_code != 0 and "sorted again" in r.output and not (tmp_path / "p").exists()
+    lone = tmp_path / "lone.csv"
+    lone.write_bytes(tracks_csv.read_bytes())
+    r = CliRunner().invoke(main, ["export", str(out / "day00.spikevae"), "--to", "phy", "-o", str(tmp_path / "p"),
+                                  "--tracks", str(lone)])
+    assert r.exit_code != 0 and "not a tracks.csv" in r.output and "Traceback" not in r.output
