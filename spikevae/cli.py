@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import SortConfig
+from .config import SortConfig, settings
 from .errors import SpikevaeError
-from .params import CurationParams, DetectionParams, TrackParams, VAEConfig, default_threshold
+from .params import TrackParams
 
 
 class _Command(click.Command):
@@ -39,8 +39,7 @@ def main():
     signal.signal(signal.SIGHUP, _terminate)  # a closed terminal or ssh session cleans up too
 
 
-# the defaults live in the dataclasses
-_SORT, _DET, _VAE, _TRACK = SortConfig(), DetectionParams(), VAEConfig(), TrackParams()
+_SORT, _TRACK = SortConfig(), TrackParams()  # the defaults live in the dataclasses
 
 
 def _default(value) -> str:
@@ -50,47 +49,22 @@ def _default(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-_SETTINGS = [
-    click.option("--channels", help="Electrodes to sort, e.g. 1-32,40 [default: all]."),
-    click.option("--band", nargs=2, type=float, metavar="LO HI",
-                 help=f"Band-pass in Hz (zero-phase Butterworth) [default: {_default(_SORT.band_hz)}]."),
-    click.option("--filter-order", type=int, help=f"Butterworth order (per pass) [default: {_SORT.filter_order}]."),
-    click.option("--threshold", type=float,
-                 help=f"Detection threshold, × robust noise SD [default: {_default(default_threshold((0, 750)))} "
-                      f"for bands up to 1 kHz such as 250–750, {_default(default_threshold((0, 7500)))} for wider "
-                      "ones; both tuned on ground truth]. Units whose median trough is under "
-                      f"{_default(CurationParams().floor_ratio)} × the threshold are left unsorted."),
-    click.option("--polarity", type=click.Choice(["neg", "pos", "both"]), help=f"[default: {_DET.polarity}]"),
-    click.option("--dead-time-ms", type=float,
-                 help=f"Minimum spacing of events on one electrode [default: {_default(_DET.dead_time_ms)}]."),
-    click.option("--align-sample", type=int,
-                 help=f"Sample of the {_DET.n_samples} on which the trough sits [default: {_DET.align_sample}]."),
-    click.option("--artifact-fraction", type=float,
-                 help="Reject events seen at once on at least this share of electrodes "
-                      f"[default: {_default(_DET.artifact_fraction)}]."),
-    click.option("--pitch-um", type=float,
-                 help="Spacing in µm of adjacent sites of the --map file [default: as the map states, else 400, "
-                      "a Utah array's]."),
-    click.option("--allow-dense", is_flag=True, default=None,
-                 help="Sort electrodes closer than one cell's reach "
-                      f"({_default(_DET.cell_reach_um)} µm) each alone, with a warning, instead of refusing "
-                      "(one neuron may then appear on several channels)."),
-    click.option("--max-amplitude", type=float,
-                 help=f"Reject events larger than this (µV) [default: {_default(_DET.max_amplitude_uv)}]."),
-    click.option("--latent-dim", type=int, help=f"β-VAE latent size [default: {_VAE.latent_dim}]."),
-    click.option("--beta", type=float, help=f"Weight of |KL − C| [default: {_default(_VAE.beta)}]."),
-    click.option("--c-max", type=float, help=f"Final capacity C in nats [default: {_default(_VAE.c_max)}]."),
-    click.option("--steps", type=int,
-                 help=f"Training steps (batches of {_VAE.batch_size}) [default: {_VAE.steps}]."),
-    click.option("--max-train", type=int,
-                 help="Most waveforms used for training (balanced across electrodes) "
-                      f"[default: {_VAE.max_train}]."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help=f"[default: {_SORT.device}]"),
-    click.option("--threads", type=click.IntRange(min=1),
-                 help="PyTorch threads for training and encoding on the CPU [default: the cores this process may "
-                      "use, divided among batch jobs]; on a machine others are using, 1 is faster (benchmarks/"
-                      "RESULTS.md, \"Training threads\"). The exact bits of a sort depend on it."),
-    click.option("--seed", type=int, help=f"Makes CPU runs reproducible bit for bit [default: {_SORT.seed}]."),
+def _setting_option(owner, f) -> click.Option:
+    """The click option of one ``params.setting``: its flag, help (filled with its dataclass's
+    defaults) and default, taken from the field itself."""
+    m = dict(f.metadata)
+    kw = dict(m["click"])
+    if "choices" in kw:
+        kw["type"] = click.Choice(list(kw.pop("choices")))
+    shown = m["shown"] if m["shown"] is not None else _default(f.default)
+    text = m["help"].format(**{k.name: getattr(owner, k.name) for k in dataclasses.fields(owner)})
+    help_ = " ".join(x for x in (text, f"[default: {shown}]." if shown else "") if x)
+    if kw.get("is_flag"):
+        kw["default"] = None  # unset: the dataclass default stands
+    return click.option(m["flag"], f.name, help=help_, **kw)
+
+
+_SETTINGS = [_setting_option(owner, f) for owner, f in settings(SortConfig()) if f.metadata["on_cli"]] + [
     click.option("-q", "--quiet", is_flag=True, help="No progress output (warnings and errors still shown)."),
 ]
 
@@ -151,22 +125,26 @@ def settings_options(f):
     return f
 
 
-def build_config(channels, band, filter_order, threshold, polarity, dead_time_ms, align_sample, artifact_fraction,
-                 pitch_um, allow_dense, max_amplitude, latent_dim, beta, c_max, steps, max_train, device, threads,
-                 seed, features=None, pca_components=None, electrode_map=None):
-    """The SortConfig of the options given; an option left out keeps its dataclass default."""
-    def given(**kw):
-        return {k: v for k, v in kw.items() if v is not None}
-
-    return SortConfig(
-        **given(channels=channels, band_hz=tuple(band) if band else None, filter_order=filter_order, device=device,
-                seed=seed, features=features, pca_components=pca_components, electrode_map=electrode_map, threads=threads,
-                pitch_um=pitch_um, allow_dense=allow_dense),
-        detection=DetectionParams(**given(threshold=threshold, polarity=polarity, dead_time_ms=dead_time_ms,
-                                          align_sample=align_sample, artifact_fraction=artifact_fraction,
-                                          max_amplitude_uv=max_amplitude)),
-        vae=VAEConfig(**given(latent_dim=latent_dim, beta=beta, c_max=c_max, steps=steps, max_train=max_train)),
-    )
+def build_config(features=None, pca_components=None, electrode_map=None, **options) -> SortConfig:
+    """The SortConfig of the options given (``settings_options``' and a command's own); an option
+    left out keeps its dataclass default."""
+    base = SortConfig()
+    section_of = {type(v): k for k, v in vars(base).items() if dataclasses.is_dataclass(v)}
+    top = {k: v for k, v in dict(features=features, pca_components=pca_components,
+                                 electrode_map=electrode_map).items() if v is not None}
+    sections: dict[str, dict] = {}
+    for owner, f in settings(base):
+        value = options.pop(f.name, None)
+        if value is None:
+            continue
+        value = tuple(value) if isinstance(f.default, tuple) else value
+        if owner is base:
+            top[f.name] = value
+        else:
+            sections.setdefault(section_of[type(owner)], {})[f.name] = value
+    if options:
+        raise TypeError(f"unknown options {sorted(options)}")
+    return SortConfig(**top, **{k: dataclasses.replace(getattr(base, k), **v) for k, v in sections.items()})
 
 
 @main.command(cls=_Command)

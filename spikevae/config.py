@@ -1,32 +1,45 @@
 """All settings of a sort in one dataclass, written whole into ``run.json``."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from .errors import SpikevaeError
 from .params import (ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams, VAEConfig,
-                     default_mixed_ratio, default_split_ratio, default_threshold)
+                     default_mixed_ratio, default_split_ratio, default_threshold, setting)
 
-MIN_TRAIN_SPIKES = 200  # fewer waveforms than this cannot train the β-VAE
-MAX_STEPS = 1_000_000   # ~10 h on 2 cores; more is a typo, not a plan
-MAX_TRAIN = 50_000_000  # training waveforms held in memory: ~10 GB
+
+def _at_least(lo):
+    return lambda v, _: v is None or v >= lo
 
 
 @dataclass
 class SortConfig:
-    channels: str | None = None            # e.g. "1-32,40"; None = every electrode
-    band_hz: tuple[float, float] = (250.0, 750.0)
-    filter_order: int = 4
-    gap_tolerance_ms: float = 1.0          # PTP files: gaps up to this are not pauses
-    features: str = "vae"                  # vae, pca, ae or vae-plain
-    pca_components: int = 3                # for features="pca"
-    device: str = "auto"                   # auto, cpu or cuda
-    seed: int = 0
-    workers: int | None = None             # processes for clustering and split; None = parallel.pool_size's choice
-    threads: int | None = None             # PyTorch CPU threads; None = parallel.torch_threads's choice
-    electrode_map: str | None = None       # Blackrock .cmp placing the electrodes; None = the Utah grid
-    pitch_um: float | None = None          # the map's site spacing; None = as the map states, else 400
-    allow_dense: bool = False              # sort electrodes closer than a cell's reach, each alone
+    channels: str | None = setting(None, "--channels", "Electrodes to sort, e.g. 1-32,40.", shown="all")
+    band_hz: tuple[float, float] = setting((250.0, 750.0), "--band", "Band-pass in Hz (zero-phase Butterworth).",
+                                           type=float, nargs=2, metavar="LO HI")
+    filter_order: int = setting(4, "--filter-order", "Butterworth order (per pass).", type=int)
+    gap_tolerance_ms: float = setting(  # PTP files: gaps up to this are not pauses
+        1.0, "--gap-tolerance-ms", check=_at_least(0), want=">= 0", on_cli=False)
+    features: str = "vae"                  # vae, pca, ae or vae-plain (each command's own --features)
+    pca_components: int = setting(3, "--pca-components", check=lambda v, c: 1 <= v <= c.detection.n_samples,
+                                  want=lambda c: f"within 1..{c.detection.n_samples} (the waveform's samples)",
+                                  on_cli=False)
+    device: str = setting("auto", "--device", choices=("auto", "cpu", "cuda"))
+    seed: int = setting(0, "--seed", "Makes CPU runs reproducible bit for bit.", type=int,
+                        check=lambda v, _: 0 <= v < 2**32, want="within 0..2^32-1")
+    workers: int | None = setting(  # processes for clustering and split; None = parallel.pool_size's choice
+        None, "--workers", check=_at_least(1), want=">= 1", on_cli=False)
+    threads: int | None = setting(  # PyTorch CPU threads; None = parallel.torch_threads's choice
+        None, "--threads", "PyTorch threads for training and encoding on the CPU; on a machine others are using, 1 "
+        "is faster (benchmarks/RESULTS.md, \"Training threads\"). The exact bits of a sort depend on it.", type=int,
+        check=_at_least(1), want=">= 1", shown="the cores this process may use, divided among batch jobs")
+    electrode_map: str | None = None       # Blackrock .cmp placing the electrodes; None = the Utah grid (--map)
+    pitch_um: float | None = setting(      # the map's site spacing; None = as the map states, else 400
+        None, "--pitch-um", "Spacing in µm of adjacent sites of the --map file.", type=float,
+        check=lambda v, _: v is None or v > 0, want="> 0 µm", shown="as the map states, else 400, a Utah array's")
+    allow_dense: bool = setting(           # sort electrodes closer than a cell's reach, each alone
+        False, "--allow-dense", "Sort electrodes closer than one cell's reach each alone, with a warning, instead "
+        "of refusing (one neuron may then appear on several channels).", is_flag=True, shown="")
     detection: DetectionParams = field(default_factory=DetectionParams)
     vae: VAEConfig = field(default_factory=VAEConfig)
     cluster: ClusterParams = field(default_factory=ClusterParams)
@@ -45,31 +58,13 @@ class SortConfig:
         self._check()
 
     def _check(self) -> None:
-        """Refuse settings that cannot give a meaningful sort, before any work, naming the option."""
+        """Refuse settings that cannot give a meaningful sort, before any work, naming the option
+        (each setting's own ``check``: see ``params.setting``)."""
         d, v = self.detection, self.vae
-        rules = [
-            ("--threshold", d.threshold, d.threshold > 0, "> 0 (× noise SD)"),
-            ("--dead-time-ms", d.dead_time_ms, d.dead_time_ms >= 0, ">= 0"),
-            ("--align-sample", d.align_sample, 0 <= d.align_sample < d.n_samples, f"within 0..{d.n_samples - 1}"),
-            ("--artifact-fraction", d.artifact_fraction, 0 < d.artifact_fraction <= 1, "in (0, 1]"),
-            ("--max-amplitude", d.max_amplitude_uv, d.max_amplitude_uv > 0, "> 0 µV"),
-            ("--latent-dim", v.latent_dim, 1 <= v.latent_dim <= v.n_samples, f"within 1..{v.n_samples}"),
-            ("--beta", v.beta, v.beta >= 0, ">= 0"),
-            ("--c-max", v.c_max, v.c_max >= 0, ">= 0 nats"),
-            ("--steps", v.steps, 1 <= v.steps <= MAX_STEPS, f"within 1..{MAX_STEPS}"),
-            ("--max-train", v.max_train, MIN_TRAIN_SPIKES <= v.max_train <= MAX_TRAIN,
-             f"within {MIN_TRAIN_SPIKES}..{MAX_TRAIN}"),
-            ("--seed", self.seed, 0 <= self.seed < 2**32, "within 0..2^32-1"),
-            ("--pca-components", self.pca_components, 1 <= self.pca_components <= d.n_samples,
-             f"within 1..{d.n_samples} (the waveform's samples)"),
-            ("--workers", self.workers, self.workers is None or self.workers >= 1, ">= 1"),
-            ("--threads", self.threads, self.threads is None or self.threads >= 1, ">= 1"),
-            ("--gap-tolerance-ms", self.gap_tolerance_ms, self.gap_tolerance_ms >= 0, ">= 0"),
-            ("--pitch-um", self.pitch_um, self.pitch_um is None or self.pitch_um > 0, "> 0 µm"),
-        ]
-        for option, value, ok, want in rules:
-            if not ok:
-                raise SpikevaeError(f"{option} {value}: must be {want}")
+        for owner, f in settings(self):
+            check, value, want = f.metadata["check"], getattr(owner, f.name), f.metadata["want"]
+            if check is not None and not check(value, owner):
+                raise SpikevaeError(f"{f.metadata['flag']} {value}: must be {want(owner) if callable(want) else want}")
         if v.n_samples != d.n_samples:
             raise SpikevaeError(f"the network takes {v.n_samples}-sample waveforms, detection cuts {d.n_samples}")
 
@@ -94,3 +89,14 @@ class SortConfig:
         d = self.detection
         return {"band_hz": [float(x) for x in self.band_hz], "filter_order": self.filter_order,
                 "n_samples": d.n_samples, "align_sample": d.align_sample, "polarity": d.polarity}
+
+
+def settings(cfg: SortConfig):
+    """(owner, field) of every ``params.setting`` of ``cfg`` and of its sections, in their order:
+    the owner is ``cfg`` itself or the section that holds the field."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if "flag" in f.metadata:
+            yield cfg, f
+        elif is_dataclass(value):
+            yield from ((value, g) for g in fields(value) if "flag" in g.metadata)

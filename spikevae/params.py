@@ -1,11 +1,34 @@
 """Every setting of the sorter, one dataclass per step, with its default and the reason for it
 (the figures are in benchmarks/RESULTS.md). Importing this module loads neither PyTorch nor
-scikit-learn, so the command line shows these defaults in ``--help`` at once."""
+scikit-learn, so the command line shows these defaults in ``--help`` at once.
+
+A setting the command line sets is declared once, with ``setting``: its default, its flag,
+its help and the values it takes. The CLI's options (``cli.settings_options``) and the
+checks that refuse bad values before any work (``SortConfig``) are made from these."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 SHRINKAGE = 0.05  # added to a noise covariance's eigenvalues, × their mean, before whitening
+FLOOR_RATIO = 1.25  # curation's floor: a unit's median trough must reach this × the threshold
+MIN_TRAIN_SPIKES = 200  # fewer waveforms than this cannot train the β-VAE
+MAX_STEPS = 1_000_000   # ~10 h on 2 cores; more is a typo, not a plan
+MAX_TRAIN = 50_000_000  # training waveforms held in memory: ~10 GB
+
+
+def setting(default, flag: str, help: str = "", *, check=None, want="", shown: str | None = None,
+            on_cli: bool = True, **click):
+    """A dataclass field that says how the command line sets it: ``flag``, ``help`` (a template
+    filled with its dataclass's defaults; the default is appended, as ``shown`` when given) and
+    click's ``type``, ``nargs``, ``metavar``, ``choices`` or ``is_flag``; and which values it takes:
+    ``check(value, owner)``, with ``want`` (text, or a function of the owner) naming them in
+    the error. ``on_cli=False``: checked, but set by a command's own option or not at all."""
+    return field(default=default, metadata={"flag": flag, "help": help, "check": check, "want": want,
+                                            "shown": shown, "on_cli": on_cli, "click": click})
+
+
+def _within(lo, hi):
+    return lambda v, _: lo <= v <= hi
 
 
 def default_threshold(band_hz) -> float:
@@ -17,16 +40,26 @@ def default_threshold(band_hz) -> float:
 
 @dataclass
 class DetectionParams:
-    threshold: float | None = None    # × robust noise SD; None = default_threshold of the band
-    polarity: str = "neg"             # neg, pos or both
-    dead_time_ms: float = 1.0
+    threshold: float | None = setting(   # × robust noise SD; None = default_threshold of the band
+        None, "--threshold", "Detection threshold, × robust noise SD. Units whose median trough is under "
+        f"{FLOOR_RATIO:g} × the threshold are left unsorted.", type=float, check=lambda v, _: v > 0,
+        want="> 0 (× noise SD)", shown=f"{default_threshold((0, 750)):g} for bands up to 1 kHz such as 250–750, "
+        f"{default_threshold((0, 7500)):g} for wider ones; both tuned on ground truth")
+    polarity: str = setting("neg", "--polarity", choices=("neg", "pos", "both"))
+    dead_time_ms: float = setting(1.0, "--dead-time-ms", "Minimum spacing of events on one electrode.", type=float,
+                                  check=lambda v, _: v >= 0, want=">= 0")
     n_samples: int = 48
-    align_sample: int = 11
-    artifact_fraction: float = 0.5    # reject events seen on ≥ this share of electrodes at once
+    align_sample: int = setting(11, "--align-sample", "Sample of the {n_samples} on which the trough sits.",
+                                type=int, check=lambda v, d: 0 <= v < d.n_samples,
+                                want=lambda d: f"within 0..{d.n_samples - 1}")
+    artifact_fraction: float = setting(0.5, "--artifact-fraction",
+                                       "Reject events seen at once on at least this share of electrodes.",
+                                       type=float, check=lambda v, _: 0 < v <= 1, want="in (0, 1]")
     artifact_window_ms: float = 0.5
     cell_reach_um: float = 150.0      # one cell shows on electrodes this close: their coincident events
                                       # are not an artifact, and such electrodes are a dense probe (geometry.py)
-    max_amplitude_uv: float = 1500.0
+    max_amplitude_uv: float = setting(1500.0, "--max-amplitude", "Reject events larger than this (µV).", type=float,
+                                      check=lambda v, _: v > 0, want="> 0 µV")
     chunk_s: float = 2.0
 
 
@@ -35,17 +68,24 @@ class VAEConfig:
     """Every hyperparameter of the network and its training, in one place."""
 
     n_samples: int = 48        # waveform length; divisible by 8 (three poolings)
-    latent_dim: int = 8
+    latent_dim: int = setting(8, "--latent-dim", "β-VAE latent size.", type=int,
+                              check=lambda v, c: 1 <= v <= c.n_samples, want=lambda c: f"within 1..{c.n_samples}")
     channels: int = 25         # conv filters per layer, as in the workshop network
     hidden: int = 50           # dense layer between conv stack and latent
-    beta: float = 20.0         # weight of |KL − C|; 0 = plain AE
-    c_max: float = 15.0        # final capacity in nats
+    beta: float = setting(20.0, "--beta", "Weight of |KL − C|; 0 = plain AE.", type=float,
+                          check=lambda v, _: v >= 0, want=">= 0")
+    c_max: float = setting(15.0, "--c-max", "Final capacity C in nats.", type=float, check=lambda v, _: v >= 0,
+                           want=">= 0 nats")
     anneal_fraction: float = 0.8  # share of the steps over which C rises linearly from 0 to c_max
     variational: bool = True   # False: z = μ, no KL term (the plain AE)
-    steps: int = 90            # optimiser steps, whatever the data size: longer training over-splits
+    steps: int = setting(      # optimiser steps, whatever the data size: longer training over-splits
+        90, "--steps", "Training steps (batches of {batch_size}).", type=int, check=_within(1, MAX_STEPS),
+        want=f"within 1..{MAX_STEPS}")
     batch_size: int = 512
     lr: float = 1e-3           # Adam; the workshop's 1e-2 destabilised training
-    max_train: int = 60_000    # waveforms drawn (balanced across electrodes) for training
+    max_train: int = setting(60_000, "--max-train", "Most waveforms used for training (balanced across electrodes).",
+                             type=int, check=_within(MIN_TRAIN_SPIKES, MAX_TRAIN),
+                             want=f"within {MIN_TRAIN_SPIKES}..{MAX_TRAIN}")
     val_fraction: float = 0.1
     whiten: bool = True        # input whitened by its electrode's noise (whitening.py); False: SD units only
 
@@ -97,7 +137,7 @@ class CurationParams:
     max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
     min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
     min_amplitude_ratio: float = 0.4   # the smaller's trough, as a share of the larger's
-    floor_ratio: float = 1.25          # a unit's median trough must reach this × the threshold
+    floor_ratio: float = FLOOR_RATIO   # a unit's median trough must reach this × the threshold
                                        # (RESULTS.md, "Curation floor")
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .clustering import cluster_recording
-from .config import MIN_TRAIN_SPIKES, SortConfig
+from .config import SortConfig
 from .curation import curate
 from .errors import SpikevaeError
 from .features import make_features
@@ -29,7 +29,7 @@ from .output import check_free_space, default_out, staged_folder, write_json, wr
 from .parallel import pool_size, torch_threads
 from .progress import Reporter
 from .quality import qualify
-from .params import DetectionParams
+from .params import MIN_TRAIN_SPIKES, DetectionParams
 from .reader import file_checksum
 from .sources import open_source
 from .spikes import Spikes
