@@ -12,6 +12,7 @@ each spike and each channel's noise (``detection.NoiseEstimate``: SD and autocor
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from .errors import SpikevaeError
 from .model import VAEConfig
 from .store import groups
 from .train import TrainedModel, encode, fit
+
+if TYPE_CHECKING:
+    from .spikes import Spikes
 
 FEATURES = ("vae", "pca", "ae", "vae-plain")
 
@@ -53,12 +57,13 @@ class NetworkFeatures:
     def trained(self) -> bool:
         return self.model is not None
 
-    def fit(self, waveforms, electrode, noise, progress=None) -> "NetworkFeatures":
-        self.model = fit(waveforms, electrode, noise, self.cfg, self.device, seed=self.seed, progress=progress)
+    def fit(self, spikes: Spikes, progress=None) -> "NetworkFeatures":
+        self.model = fit(spikes.waveform, spikes.electrode, spikes.noise, self.cfg, self.device, seed=self.seed,
+                         progress=progress)
         return self
 
-    def transform(self, waveforms, electrode, noise, out: np.ndarray, progress=None) -> np.ndarray:
-        return encode(self.model, waveforms, electrode, noise, out, progress=progress)
+    def transform(self, spikes: Spikes, out: np.ndarray, progress=None) -> np.ndarray:
+        return encode(self.model, spikes.waveform, spikes.electrode, spikes.noise, out, progress=progress)
 
     @property
     def history(self) -> dict:
@@ -87,9 +92,9 @@ class PCAFeatures:
     def trained(self) -> bool:
         return bool(self.pcas)
 
-    def fit(self, waveforms, electrode, noise, progress=None) -> "PCAFeatures":
+    def fit(self, spikes: Spikes, progress=None) -> "PCAFeatures":
         rng = np.random.default_rng(self.seed)
-        electrode = np.asarray(electrode)
+        waveforms, electrode = spikes.waveform, np.asarray(spikes.electrode)
         for e, idx in groups(electrode).items():
             if len(idx) > self.max_fit:
                 idx = np.sort(rng.choice(idx, self.max_fit, replace=False))
@@ -99,8 +104,8 @@ class PCAFeatures:
             progress(1)
         return self
 
-    def transform(self, waveforms, electrode, noise, out: np.ndarray, progress=None,
-                  batch: int = 65_536) -> np.ndarray:
+    def transform(self, spikes: Spikes, out: np.ndarray, progress=None, batch: int = 65_536) -> np.ndarray:
+        waveforms, electrode = spikes.waveform, spikes.electrode
         for i in range(0, len(waveforms), batch):
             w = np.asarray(waveforms[i:i + batch], dtype=np.float32)
             el = np.asarray(electrode[i:i + batch])

@@ -47,18 +47,17 @@ class SortResult:
 
 def embed(extractor, spikes: Spikes, out: np.ndarray, rep: Reporter) -> dict:
     """Fit the feature extractor (unless it comes trained) and write every spike's features."""
-    waveforms, electrode, noise = spikes.waveform, spikes.electrode, spikes.noise
     seconds = {}
     t0 = time.perf_counter()
-    if not extractor.trained and len(waveforms):
+    if not extractor.trained and spikes.n:
         net = getattr(extractor, "cfg", None)
         with rep.bar(f"train {extractor.name}", net.steps if net else 1, unit="step" if net else "fit") as up:
-            extractor.fit(waveforms, electrode, noise, progress=up)
+            extractor.fit(spikes, progress=up)
     seconds["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    if len(waveforms):
-        with rep.bar(f"encode ({extractor.name})", len(waveforms), unit="spikes") as up:
-            extractor.transform(waveforms, electrode, noise, out, progress=up)
+    if spikes.n:
+        with rep.bar(f"encode ({extractor.name})", spikes.n, unit="spikes") as up:
+            extractor.transform(spikes, out, progress=up)
     seconds["encode"] = time.perf_counter() - t0
     return seconds
 
@@ -87,8 +86,7 @@ def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, *, sec
     t0 = _timed(seconds, "curate", t0)
     table = unit_table(unit, spikes, cfg.detection.align_sample, cfg.detection.dead_time_ms)
     t0 = _timed(seconds, "measure", t0)
-    unit, kept, quality = qualify(unit, electrode, spikes.timestamp, spikes.amplitude, space, spikes.segments,
-                                  described=table.rows, params=cfg.quality)
+    unit, kept, quality = qualify(unit, spikes, space, table.rows, cfg.quality)
     table = table.subset(kept)
     for row, q in zip(table.rows, quality):
         row.update(q)

@@ -24,6 +24,8 @@ sorters leave unsorted); these are the clusters that match no neuron on ground t
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage
 
@@ -31,6 +33,9 @@ from .clustering import UNSORTED
 from .metrics import l_ratio
 from .params import QualityParams
 from .store import groups
+
+if TYPE_CHECKING:
+    from .spikes import Spikes
 
 LABELS = ("good", "mua", "noise")
 COLUMNS = ("l_ratio", "presence_ratio", "amplitude_cutoff", "quality")
@@ -85,19 +90,20 @@ def label(m: dict, params: QualityParams) -> str:
     return "good" if good else "mua"
 
 
-def qualify(unit: np.ndarray, electrode: np.ndarray, timestamps, amplitude, space: np.ndarray,
-            segments: list[tuple[int, int]], *, described: list[dict], params: QualityParams
+def qualify(unit: np.ndarray, spikes: Spikes, space: np.ndarray, described: list[dict], params: QualityParams
             ) -> tuple[np.ndarray, list[int], list[dict]]:
     """Unit ids with ``noise`` units left unsorted (the rest renumbered 0..k−1 in order), the
     old ids of the kept units, and each kept unit's metrics and label, in the new order.
-    ``described`` are the units' rows of ``metrics.unit_table`` (SNR, rate, ISI violations)."""
+    ``space`` is each spike's clustering-space position, ``described`` the units' rows of
+    ``metrics.unit_table`` (SNR, rate, ISI violations)."""
     unit = np.asarray(unit).copy()
     found: dict[int, dict] = {}
-    for ch, idx in groups(electrode).items():
+    segments = spikes.segments
+    for ch, idx in groups(spikes.electrode).items():
         lab = unit[idx]
         if not (lab != UNSORTED).any():
             continue
-        ts, amp, z = np.asarray(timestamps[idx]), np.abs(np.asarray(amplitude[idx])), space[idx]
+        ts, amp, z = np.asarray(spikes.timestamp[idx]), np.abs(np.asarray(spikes.amplitude[idx])), space[idx]
         for u in np.unique(lab[lab != UNSORTED]):
             inside = lab == u
             m = {**described[int(u)], "l_ratio": l_ratio(z, inside),

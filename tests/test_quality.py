@@ -9,6 +9,8 @@ from spikevae.metrics import isi_violations, l_ratio
 from spikevae.reader import TICKS_PER_SECOND
 from spikevae.quality import QualityParams, amplitude_cutoff, label, presence_ratio, qualify
 
+from .conftest import as_spikes
+
 
 def test_amplitude_cutoff_measures_the_share_cut_by_the_threshold():
     rng = np.random.default_rng(0)
@@ -91,8 +93,8 @@ def test_qualify_leaves_noise_unsorted_and_renumbers():
     amp = rng.normal(100, 10, 2 * n)
     described = [{"snr": 10.0, "firing_rate_hz": 5.0, "n_spikes": 200, "isi_violation_fraction": 0.0,
                   "isi_violations": 0, "isi_violations_ratio": 0.0}] * 3
-    new, kept, rows = qualify(unit, electrode, ts, amp, space, [(0, 600_000)], described=described,
-                              params=SortConfig().quality)
+    spikes = as_spikes(np.zeros((2 * n, 48)), electrode, amplitude=amp, timestamp=ts, duration_s=20.0)
+    new, kept, rows = qualify(unit, spikes, space, described, SortConfig().quality)
     assert kept == [0, 1] and [r["quality"] for r in rows] == ["good", "good"]  # the cluster amid the others: noise
     assert set(new[:n]) == {0, 1} and set(new[n:]) == {-1}
 
