@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _API = {"SortConfig": "config", "SortResult": "pipeline", "SpikevaeError": "errors",
         "SimulationConfig": "simulation", "batch": "sessions", "compare": "comparison", "export": "exports",
-        "load_result": "output", "simulate": "simulation", "sort": "pipeline",
+        "load_result": "output", "Result": "output", "simulate": "simulation", "sort": "pipeline",
         "to_spikeinterface": "exports", "utah_probe": "exports", "utah_recording": "exports",
         "train_shared": "sessions", "track": "tracking", "simulate_series": "chronic",
         "register_sorter": "si_sorter"}

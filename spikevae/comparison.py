@@ -20,7 +20,7 @@ from .errors import SpikevaeError
 from .features import FEATURES, make_features
 from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, pair_units, score
 from .metrics import UnitTable, isolation, silhouette
-from .output import check_out, default_out, load_result, staged_folder, write_json
+from .output import Result, check_out, default_out, load_result, staged_folder, write_json
 from .parallel import torch_threads
 from .pipeline import embed, label_units, sort
 from .progress import Reporter
@@ -56,9 +56,9 @@ def _result_for(target: Path, config: SortConfig | None, rep: Reporter) -> Path:
         raise SpikevaeError(f"{target}: no such file or result folder")
     out = default_out(target)
     if out.exists():
-        run = load_result(out)["run"]
-        if run["input"]["name"] != target.name or run["input"]["bytes"] != target.stat().st_size:
-            raise SpikevaeError(f"{out} holds the result of {run['input']['name']}, not of {target.name}; "
+        there = load_result(out)
+        if there.name != target.name or there.input["bytes"] != target.stat().st_size:
+            raise SpikevaeError(f"{out} holds the result of {there.name}, not of {target.name}; "
                                 f"move it away or compare that result folder instead")
         rep.info(f"reusing {out}")
         return out
@@ -66,13 +66,13 @@ def _result_for(target: Path, config: SortConfig | None, rep: Reporter) -> Path:
     return out
 
 
-def _check_ground_truth(gt: GroundTruth, run: dict, path) -> None:
-    electrodes = set(run["input"]["electrodes"])
-    first = min(s["start_tick"] for s in run["input"]["segments"])
-    last = max(s["start_tick"] + s["n_samples"] for s in run["input"]["segments"])
+def _check_ground_truth(gt: GroundTruth, res: Result, path) -> None:
+    electrodes = set(res.electrode_ids.tolist())
+    first = min(start for start, _ in res.segments)
+    last = max(start + n for start, n in res.segments)
     if not set(gt.unit_electrode.tolist()) <= electrodes or (
             len(gt.timestamp) and (gt.timestamp.min() < first or gt.timestamp.max() > last)):
-        raise SpikevaeError(f"{path}: this ground truth does not belong to {run['input']['name']} "
+        raise SpikevaeError(f"{path}: this ground truth does not belong to {res.name} "
                             f"(electrodes or times outside the recording)")
 
 
@@ -188,14 +188,14 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
     out = Path(out) if out is not None else result_dir / "compare"
     check_out(out, overwrite, "compare")
     res = load_result(result_dir)
-    run, spikes = res["run"], res["spikes"]
-    cfg = SortConfig.from_dict(run["config"])
-    recorded = run["input"]["path"]  # None for a recording object SpikeInterface knew no file of
+    run, spikes = res.run, res.spikes
+    cfg = res.config
+    recorded = res.input["path"]  # None for a recording object SpikeInterface knew no file of
     gt_path = Path(ground_truth) if ground_truth is not None else recorded and ground_truth_path(recorded)
     gt = None
     if ground_truth is not None or (gt_path and gt_path.is_file()):
         gt = GroundTruth.load(gt_path)
-        _check_ground_truth(gt, run, gt_path)
+        _check_ground_truth(gt, res, gt_path)
 
     detected = Spikes.from_result(res)
 
@@ -204,7 +204,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
         unit, table = label_units(detected, features, cfg, rep, space_out=space)
         return FeatureSorting(name=name, unit=unit, space=space, table=table, history=history)
 
-    main_name = run.get("features", "vae")
+    main_name = res.features
     sortings = [clustered(main_name, spikes["latent"], run.get("training_history", {}))]
     if not np.array_equal(sortings[0].unit, spikes["unit"]):
         raise SpikevaeError(f"{result_dir}: re-clustering its features does not reproduce its units; "
@@ -232,10 +232,10 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
     common = _common_space(detected, cfg)
     for s in sortings:
         _quality(s, detected.electrode, detected.electrode_ids, cfg.seed, common)
-    report = {"result": str(result_dir), "recording": run["input"]["name"], "spikes": detected.n,
+    report = {"result": str(result_dir), "recording": res.name, "spikes": detected.n,
               "settings": {"band_hz": list(cfg.band_hz), "threshold": cfg.detection.threshold,
                            "polarity": cfg.detection.polarity, "electrodes": len(detected.electrode_ids),
-                           "duration_s": run["input"]["duration_s"], "segments": len(detected.segments),
+                           "duration_s": res.duration_s, "segments": len(detected.segments),
                            "features": main_name, "steps": cfg.vae.steps, "latent_dim": cfg.vae.latent_dim,
                            "beta": cfg.vae.beta, "c_max": cfg.vae.c_max, "seed": cfg.seed,
                            "spikevae": run.get("spikevae_version", "")},

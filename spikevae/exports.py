@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from .errors import SpikevaeError
 from .nev import write_nev
-from .output import load_result, staged_file, staged_folder
+from .output import Result, load_result, staged_file, staged_folder
 from .reader import TICKS_PER_SECOND
 from .geometry import recording_geometry
 
@@ -80,12 +80,12 @@ def export(result, fmt: str, out=None, overwrite: bool = False, *, metadata: dic
     result = Path(result)
     res = load_result(result)
     out = Path(out) if out is not None else default_target(result, fmt)
-    res["positions"] = electrode_positions(res["run"]["input"]["electrodes"], electrode_map)
+    positions = electrode_positions(res.electrode_ids, electrode_map)
     if tracks is not None:
         from .tracking import load_track_ids
 
         track_of = load_track_ids(tracks, result)
-        for u in res["units"]:
+        for u in res.units:
             u["track_id"] = track_of[u["unit"]]
     meta = {k: v for k, v in (metadata or {}).items() if v not in (None, "", ())}
     unknown = sorted(set(meta) - set(NWB_FIELDS))
@@ -94,7 +94,8 @@ def export(result, fmt: str, out=None, overwrite: bool = False, *, metadata: dic
     if fmt == "nwb" and dandi_missing(meta):
         warnings.warn(f"{out.name}: {dandi_missing(meta)}", DandiWarning, stacklevel=2)
     recording = _sorted_recording(res) if traces else None  # a moved or changed file: said before writing
-    writer = {"nwb": lambda r, s, p: _nwb(r, s, p, meta), "phy": lambda r, s, p: _phy(r, s, p, recording),
+    writer = {"nwb": lambda r, s, p: _nwb(r, s, p, meta, positions),
+              "phy": lambda r, s, p: _phy(r, s, p, positions, recording),
               "nev": _nev, "spikeinterface": _spikeinterface}[fmt]
     if fmt in ("phy", "spikeinterface"):
         with staged_folder(out, overwrite, fmt) as tmp:
@@ -105,8 +106,8 @@ def export(result, fmt: str, out=None, overwrite: bool = False, *, metadata: dic
     return out
 
 
-def _channels(res) -> tuple[np.ndarray, dict[int, int]]:
-    ids = np.asarray(res["run"]["input"]["electrodes"], int)
+def _channels(res: Result) -> tuple[np.ndarray, dict[int, int]]:
+    ids = res.electrode_ids
     return ids, {int(e): i for i, e in enumerate(ids)}
 
 
@@ -120,69 +121,68 @@ def _local_classes(spikes, units) -> np.ndarray:
     return lut[spikes["unit"]]
 
 
-def _nev(result: Path, res: dict, path: Path) -> None:
-    spikes, run = res["spikes"], res["run"]
+def _nev(result: Path, res: Result, path: Path) -> None:
+    spikes, cfg = res.spikes, res.config
     ids, _ = _channels(res)
-    thr = np.array([run["threshold_uv"][str(e)] for e in ids]) * (-1 if run["config"]["detection"]["polarity"] != "pos" else 1)
-    write_nev(path, spikes["timestamp"], spikes["electrode_id"], _local_classes(spikes, res["units"]),
-              res["spike_waveforms"], ids, thresholds_uv=thr,
-              band_hz=tuple(run["config"]["band_hz"]), comment=f"sorted by spikevae {__version__}",
-              start_time=_start(run))
+    thr = res.per_electrode("threshold_uv") * (-1 if cfg.detection.polarity != "pos" else 1)
+    write_nev(path, spikes["timestamp"], spikes["electrode_id"], _local_classes(spikes, res.units),
+              res.spike_waveforms, ids, thresholds_uv=thr, band_hz=tuple(cfg.band_hz),
+              comment=f"sorted by spikevae {__version__}", start_time=_start(res))
 
 
-def _start(run: dict) -> _dt.datetime:
-    when = run["input"].get("start_time")
+def _start(res: Result) -> _dt.datetime:
+    when = res.input.get("start_time")
     return _dt.datetime.fromisoformat(when) if when else _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
-def _sorted_recording(res: dict):
+def _sorted_recording(res: Result):
     """The .nsX file a result was sorted from, opened as the sort opened it, if it is still there
     and still that file (same name and size)."""
     from .reader import open_recording
 
-    info, cfg = res["run"]["input"], res["run"]["config"]
+    info, cfg = res.input, res.config
     path = Path(info["path"]) if info.get("path") else None
     if path is None or not path.is_file() or path.suffix.lower() == ".nev":
         raise SpikevaeError(f"--traces needs the continuous recording the result was sorted from "
                             f"({info.get('path') or info['name']}), which is not there")
     if path.stat().st_size != info.get("bytes"):
         raise SpikevaeError(f"--traces: {path} is not the file that was sorted (its size changed)")
-    return open_recording(path, cfg.get("channels"), cfg.get("gap_tolerance_ms", 1.0))
+    return open_recording(path, cfg.channels, cfg.gap_tolerance_ms)
 
 
-def _write_traces(recording, res: dict, path: Path, n_columns: int) -> np.ndarray:
+def _write_traces(recording, res: Result, path: Path, n_columns: int) -> np.ndarray:
     """The recording band-passed as the sort filtered it, int16 at 0.25 µV per bit, time-major
     with electrode e in column e (phy reads channel_map as columns); segments end to end. Returns
     each spike's sample in that file."""
     from .filtering import BandpassFilter
 
-    cfg = res["run"]["config"]
-    filt = BandpassFilter(recording, *cfg["band_hz"], cfg["filter_order"])
+    cfg = res.config
+    filt = BandpassFilter(recording, *cfg.band_hz, cfg.filter_order)
     columns = np.asarray(recording.electrode_ids, int)
     with open(path, "wb") as f:
         for chunk in filt.chunks(int(2 * TICKS_PER_SECOND)):
             block = np.zeros((chunk.stop - chunk.start, n_columns), np.int16)
             block[:, columns] = np.clip(np.round(chunk.data.T * 4), -32768, 32767)
             f.write(block.tobytes())
-    ticks = res["spikes"]["timestamp"]
+    ticks = res.spikes["timestamp"]
     starts = np.array([s.start_tick for s in recording.segments], np.int64)
     before = np.concatenate([[0], np.cumsum([s.n_samples for s in recording.segments])[:-1]])
     seg = np.searchsorted(starts, ticks, "right") - 1
     return ticks - starts[seg] + before[seg]
 
 
-def _phy(result: Path, res: dict, folder: Path, recording=None) -> None:
+def _phy(result: Path, res: Result, folder: Path, positions: np.ndarray, recording=None) -> None:
     """Kilosort/phy layout: one sparse template per unit on its electrode, plus one "unsorted"
     cluster per electrode (phy needs every spike in a cluster); latent features as PC features;
     up to ``PHY_SUBSET`` spikes per cluster as phy's spike-subset waveforms. With ``recording``
     (``--traces``) the band-passed traces too, so that phy's trace view and its waveforms of
     whole clusters work. Channel labels are the Blackrock electrode ids."""
-    spikes, units, wf = res["spikes"], res["units"], res["waveforms"]
+    spikes, units, wf = res.spikes, res.units, res.waveforms
     ids, channel = _channels(res)
     n_units = len(units)
     spike_channel = np.array([channel[int(e)] for e in spikes["electrode_id"]], np.int32)
     clusters = np.where(spikes["unit"] >= 0, spikes["unit"], n_units + spike_channel).astype(np.int32)
-    waveforms = res["spike_waveforms"]
+    waveforms = res.spike_waveforms
     n_samples = waveforms.shape[1]
     n_templates = n_units + len(ids)
     templates = np.zeros((n_templates, n_samples, 1), np.float32)
@@ -213,7 +213,7 @@ def _phy(result: Path, res: dict, folder: Path, recording=None) -> None:
     save("whitening_mat.npy", np.eye(len(ids), dtype=np.float32))  # waveforms are in µV, not whitened
     save("whitening_mat_inv.npy", np.eye(len(ids), dtype=np.float32))
     save("channel_map.npy", ids.astype(np.int32))  # phy shows channel_map[channel] as the channel's label
-    save("channel_positions.npy", res["positions"])
+    save("channel_positions.npy", positions)
     save("pc_features.npy", spikes["latent"][:, :, None].astype(np.float32))
     save("pc_feature_ind.npy", template_channel)
     # two columns, the second empty (−1), because phylib squeezes a one-channel array to 2-D
@@ -230,10 +230,10 @@ def _phy(result: Path, res: dict, folder: Path, recording=None) -> None:
     if units and "track_id" in units[0]:
         _tsv(folder / "cluster_track.tsv", "track", [u["track_id"] for u in units] + [""] * len(ids))
     if recording is None:
-        when = (f"# spike_times.npy are ticks of the Blackrock file clock ({res['run']['input']['name']}), pauses "
+        when = (f"# spike_times.npy are ticks of the Blackrock file clock ({res.name}), pauses "
                 "included; no traces (spike waveforms only: export with --traces for them)\n")
     else:
-        when = (f"# traces.dat: {res['run']['input']['name']} band-passed as sorted, 0.25 µV per bit, segments end to "
+        when = (f"# traces.dat: {res.name} band-passed as sorted, 0.25 µV per bit, segments end to "
                 "end; spike_times.npy are samples of it\n")
     (folder / "params.py").write_text(
         f"dat_path = {'[]' if recording is None else repr('traces.dat')}\nn_channels_dat = {n_columns}\n"
@@ -258,21 +258,21 @@ def _similarity(templates: np.ndarray, channel: np.ndarray) -> np.ndarray:
     return sim.astype(np.float32)
 
 
-def _nwb(result: Path, res: dict, path: Path, meta: dict) -> None:
+def _nwb(result: Path, res: Result, path: Path, meta: dict, positions: np.ndarray) -> None:
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.file import Subject
     from pynwb.misc import Units
 
-    spikes, units, wf, run = res["spikes"], res["units"], res["waveforms"], res["run"]
+    spikes, units, wf, run = res.spikes, res.units, res.waveforms, res.run
     ids, channel = _channels(res)
     subject = {k: meta[k] for k in ("subject_id", "species", "age") if k in meta}
     listed = {k: [meta[k]] if isinstance(meta[k], str) else list(meta[k])
               for k in ("experimenter", "keywords") if k in meta}
     nwb = NWBFile(
         session_description=meta.get("session_description",
-                                     f"spike sorting of {run['input']['name']} by spikevae {__version__}"),
-        identifier=f"spikevae-{run['input']['name']}-{run['input']['bytes']}",
-        session_start_time=_start(run),
+                                     f"spike sorting of {res.name} by spikevae {__version__}"),
+        identifier=f"spikevae-{res.name}-{res.input['bytes']}",
+        session_start_time=_start(res),
         source_script=json.dumps({"spikevae": __version__, "config": run["config"], "versions": run["versions"]}),
         source_script_file_name="spikevae",
         subject=Subject(**subject, sex=meta.get("sex", "U"), description="given to spikevae export"),
@@ -286,12 +286,11 @@ def _nwb(result: Path, res: dict, path: Path, meta: dict) -> None:
                                        location="unknown", device=device)
     nwb.add_electrode_column(name="electrode_id", description="Blackrock electrode id")
     nwb.add_electrode_column(name="noise_uv", description="robust noise SD of the filtered signal (µV)")
-    for e, (x, y) in zip(ids, res["positions"]):
+    for e, (x, y), noise in zip(ids, positions, res.per_electrode("noise_uv")):
         nwb.add_electrode(group=group, location="unknown", rel_x=float(x), rel_y=float(y),
-                          electrode_id=int(e), noise_uv=float(run["noise_uv"][str(e)]))
+                          electrode_id=int(e), noise_uv=float(noise))
     # the pauses between segments were not recorded: invalid times, and outside every unit's observation
-    recorded = [(s["start_tick"] / TICKS_PER_SECOND, (s["start_tick"] + s["n_samples"]) / TICKS_PER_SECOND)
-                for s in run["input"]["segments"]]
+    recorded = [(start / TICKS_PER_SECOND, (start + n) / TICKS_PER_SECOND) for start, n in res.segments]
     for (_, stop), (start, _) in zip(recorded[:-1], recorded[1:]):
         nwb.add_invalid_time_interval(start_time=stop, stop_time=start)
     nwb.units = Units(name="units", description="units sorted by spikevae (unsorted spikes left out)",
@@ -321,7 +320,7 @@ def _nwb(result: Path, res: dict, path: Path, meta: dict) -> None:
         io.write(nwb)
 
 
-def _spikeinterface(result: Path, res: dict, folder: Path) -> None:
+def _spikeinterface(result: Path, res: Result, folder: Path) -> None:
     with warnings.catch_warnings():
         # an in-memory NumpySorting has no provenance to save; the saved folder is the sorting
         warnings.filterwarnings("ignore", "The extractor is not serializable", UserWarning)
@@ -337,12 +336,12 @@ def to_spikeinterface(result):
     return _sorting(load_result(result))
 
 
-def _sorting(res: dict):
+def _sorting(res: Result):
     core = require_extra("spikeinterface.core", "spikeinterface", "to_spikeinterface")
-    spikes, units, segments = res["spikes"], res["units"], res["run"]["input"]["segments"]
+    spikes, units, segments = res.spikes, res.units, res.segments
     keep = spikes["unit"] >= 0
     ts, unit = spikes["timestamp"][keep], spikes["unit"][keep]
-    starts = np.array([s["start_tick"] for s in segments], np.int64)
+    starts = np.array([start for start, _ in segments], np.int64)
     seg = np.searchsorted(starts, ts, "right") - 1
     sorting = core.NumpySorting.from_samples_and_labels(
         [ts[seg == i] - starts[i] for i in range(len(segments))], [unit[seg == i] for i in range(len(segments))],
@@ -372,7 +371,7 @@ def utah_probe(result, electrode_map=None):
     a .cmp file, or the default grid), contact i wired to channel i, for
     ``recording.set_probe`` on the sorted file's ``read_blackrock`` recording (its channels
     in the result's electrode order)."""
-    return _utah_probe(np.asarray(load_result(result)["run"]["input"]["electrodes"], int), electrode_map)
+    return _utah_probe(load_result(result).electrode_ids, electrode_map)
 
 
 def _utah_probe(ids: np.ndarray, electrode_map=None):

@@ -19,6 +19,7 @@ import os
 import shutil
 import zipfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -289,47 +290,112 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def load_result(folder) -> dict:
-    """A finished result folder as plain arrays: ``spikes``, ``units`` (list of dicts),
-    ``waveforms``, ``spike_waveforms`` (memory-mapped, n × samples) and ``run`` (the parsed
-    run.json). A damaged file is reported by name in one line."""
-    folder = Path(folder)
-    missing = [f for f in COMPLETE_FILES if not (folder / f).is_file()]
-    if missing:
-        raise SpikevaeError(f"{folder}: not a complete spikevae result (missing {', '.join(missing)})")
-    name = ""
-    try:
-        name = "spikes.npz"
-        with np.load(folder / name) as f:
-            spikes = {k: f[k] for k in f.files}
-        name = "waveforms.npz"
-        with np.load(folder / name) as f:
-            waveforms = {k: f[k] for k in f.files}
-        name = "units.csv"
-        with open(folder / name, newline="") as f:
-            units = [{k: int(v) if k in INT_COLUMNS else v if k == "quality" else float(v)
-                      for k, v in r.items()} for r in csv.DictReader(f)]
-        name = "run.json"
-        with open(folder / name) as f:
-            run = json.load(f)
-        name = "spike_waveforms.npy"
-        spike_waveforms = np.load(folder / name, mmap_mode="r")
-    except (OSError, ValueError, TypeError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise SpikevaeError(f"{folder}: {name} is damaged or truncated ({type(exc).__name__}); "
-                            "sort the recording again") from None
-    absent = [k for k in RUN_KEYS if k not in run] if isinstance(run, dict) else list(RUN_KEYS)
-    if absent:
-        raise SpikevaeError(f"{folder}: written by another spikevae version (run.json lacks {', '.join(absent)}); "
-                            "sort the recording again")
-    n = len(spikes.get("timestamp", ()))
-    if any(k not in spikes or len(spikes[k]) != n for k in ("electrode_id", "unit", "amplitude_uv")) \
-            or len(spike_waveforms) != n:
-        raise SpikevaeError(f"{folder}: spikes.npz and spike_waveforms.npy do not hold the same spikes; "
-                            "sort the recording again")
-    why = _inconsistent(spikes, units, run)
-    if why:
-        raise SpikevaeError(f"{folder}: {why}; was it edited by hand? Sort the recording again")
-    return {"spikes": spikes, "units": units, "waveforms": waveforms, "spike_waveforms": spike_waveforms, "run": run}
+@dataclass
+class Result:
+    """A finished result folder: ``spikes`` (spikes.npz's columns), ``units`` (units.csv's rows),
+    ``waveforms`` (waveforms.npz), ``spike_waveforms`` (memory-mapped, n × samples) and ``run``
+    (run.json), with what its readers ask of run.json as properties. ``result["spikes"]`` reads
+    as ``result.spikes``, as the mapping an earlier ``load_result`` returned."""
+
+    folder: Path
+    spikes: dict
+    units: list[dict]
+    waveforms: dict
+    spike_waveforms: np.ndarray
+    run: dict
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+    @classmethod
+    def load(cls, folder) -> "Result":
+        """Read ``folder``. The one version policy: a result whose run.json lacks what this version
+        reads (``RUN_KEYS``) is refused, naming it; settings sections it predates take their
+        defaults (``SortConfig.from_dict``). A damaged or hand-edited file is named in one line."""
+        folder = Path(folder)
+        missing = [f for f in COMPLETE_FILES if not (folder / f).is_file()]
+        if missing:
+            raise SpikevaeError(f"{folder}: not a complete spikevae result (missing {', '.join(missing)})")
+        name = ""
+        try:
+            name = "spikes.npz"
+            with np.load(folder / name) as f:
+                spikes = {k: f[k] for k in f.files}
+            name = "waveforms.npz"
+            with np.load(folder / name) as f:
+                waveforms = {k: f[k] for k in f.files}
+            name = "units.csv"
+            with open(folder / name, newline="") as f:
+                units = [{k: int(v) if k in INT_COLUMNS else v if k == "quality" else float(v)
+                          for k, v in r.items()} for r in csv.DictReader(f)]
+            name = "run.json"
+            with open(folder / name) as f:
+                run = json.load(f)
+            name = "spike_waveforms.npy"
+            spike_waveforms = np.load(folder / name, mmap_mode="r")
+        except (OSError, ValueError, TypeError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            raise SpikevaeError(f"{folder}: {name} is damaged or truncated ({type(exc).__name__}); "
+                                "sort the recording again") from None
+        absent = [k for k in RUN_KEYS if k not in run] if isinstance(run, dict) else list(RUN_KEYS)
+        if absent:
+            raise SpikevaeError(f"{folder}: written by another spikevae version (run.json lacks {', '.join(absent)}); "
+                                "sort the recording again")
+        n = len(spikes.get("timestamp", ()))
+        if any(k not in spikes or len(spikes[k]) != n for k in ("electrode_id", "unit", "amplitude_uv")) \
+                or len(spike_waveforms) != n:
+            raise SpikevaeError(f"{folder}: spikes.npz and spike_waveforms.npy do not hold the same spikes; "
+                                "sort the recording again")
+        why = _inconsistent(spikes, units, run)
+        if why:
+            raise SpikevaeError(f"{folder}: {why}; was it edited by hand? Sort the recording again")
+        return cls(folder, spikes, units, waveforms, spike_waveforms, run)
+
+    @property
+    def input(self) -> dict:
+        """run.json's description of what was sorted."""
+        return self.run["input"]
+
+    @property
+    def name(self) -> str:
+        return self.input["name"]
+
+    @property
+    def electrode_ids(self) -> np.ndarray:
+        return np.asarray(self.input["electrodes"], int)
+
+    @property
+    def segments(self) -> list[tuple[int, int]]:
+        """(first tick on the file clock, samples) of each recorded segment."""
+        return [(s["start_tick"], s["n_samples"]) for s in self.input["segments"]]
+
+    @property
+    def duration_s(self) -> float:
+        return self.input["duration_s"]
+
+    @property
+    def config(self):
+        """The SortConfig the result was sorted with."""
+        from .config import SortConfig
+
+        return SortConfig.from_dict(self.run["config"])
+
+    @property
+    def features(self) -> str:
+        return self.run.get("features", "vae")
+
+    @property
+    def model_checksum(self) -> str | None:
+        """Of the model.pt it was embedded with (--model, batch); None when it trained its own."""
+        return self.run.get("model_checksum")
+
+    def per_electrode(self, key: str) -> np.ndarray:
+        """run.json's ``noise_uv`` or ``threshold_uv``, in ``electrode_ids`` order."""
+        return np.array([self.run[key][str(e)] for e in self.electrode_ids])
+
+
+def load_result(folder) -> Result:
+    """A finished result folder (``Result.load``)."""
+    return Result.load(folder)
 
 
 def _inconsistent(spikes: dict, units: list[dict], run: dict) -> str | None:

@@ -162,15 +162,15 @@ def _state(result: Path, session: Path, cfg: SortConfig, model_checksum: str | N
     """None when ``result`` is a finished sort of this very file (same size and checksum of every
     byte) with these settings and model; "missing" when there is none to reuse; else how it differs."""
     try:
-        run = load_result(result)["run"]
+        res = load_result(result)
     except SpikevaeError:
         return "missing"
-    info = run["input"]
+    info = res.input
     if info.get("bytes") != session.stat().st_size or info.get("checksum") != file_checksum(session):
         return "missing"  # another recording under the same name: its result is replaced as a rerun's
-    if run.get("model_checksum", model_checksum) != model_checksum:  # older results kept no checksum
+    if res.run.get("model_checksum", model_checksum) != model_checksum:  # older results kept no checksum
         return "another model"
-    return settings_difference(run["config"], cfg)
+    return settings_difference(res.run["config"], cfg)
 
 
 def model_difference(model: TrainedModel, cfg: SortConfig) -> str | None:
@@ -215,8 +215,7 @@ def sort_session(session: str, out: str, config: SortConfig, model: str | None, 
     try:
         r = sort(session_p, config, out=out_p, model=model, overwrite=True)
         write_exports(r.out, exports or {})
-        run = load_result(r.out)["run"]
-        return asdict(SessionOutcome(session_p.stem, "sorted", run["input"]["duration_s"], r.n_units,
+        return asdict(SessionOutcome(session_p.stem, "sorted", load_result(r.out).duration_s, r.n_units,
                                      r.counts["sorted"], time.perf_counter() - t0, reason, session, out))
     except Exception as exc:  # a corrupt session must not stop the batch
         reason = str(exc) if isinstance(exc, SpikevaeError) else \
@@ -304,9 +303,9 @@ def batch(sessions, out, config: SortConfig | None = None, model=None, *, jobs: 
             result = out / f"{p.stem}.spikevae"
             if stale[p] is None:
                 write_exports(result, exports or {})
-                run = load_result(result)["run"]
-                outcomes[p] = SessionOutcome(p.stem, "skipped", run["input"]["duration_s"], run["counts"]["units"],
-                                             run["counts"]["sorted"], sum(run["seconds"].values()),
+                res = load_result(result)
+                outcomes[p] = SessionOutcome(p.stem, "skipped", res.duration_s, res.run["counts"]["units"],
+                                             res.run["counts"]["sorted"], sum(res.run["seconds"].values()),
                                              "already sorted", str(p), str(result))
             else:
                 again = "" if stale[p] == "missing" else f"sorted again: {stale[p]}"

@@ -3,11 +3,15 @@ result folder (``compare``), so that both run the later steps on the same inputs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .detection import Detection, NoiseEstimate
 from .reader import TICKS_PER_SECOND
+
+if TYPE_CHECKING:
+    from .output import Result
 
 
 @dataclass
@@ -46,16 +50,14 @@ class Spikes:
                    np.asarray(electrode_ids), found.noise, found.threshold_uv, segments)
 
     @classmethod
-    def from_result(cls, res: dict) -> "Spikes":
-        """The spikes of a loaded result folder (``output.load_result``), with the noise and
+    def from_result(cls, res: Result) -> "Spikes":
+        """The spikes of a loaded result folder (``output.Result``), with the noise and
         thresholds its run recorded."""
-        run, sp = res["run"], res["spikes"]
-        ids = np.asarray(run["input"]["electrodes"])
+        sp, ids = res.spikes, res.electrode_ids
         channel = {int(e): i for i, e in enumerate(ids)}
-        autocorr = run.get("noise_autocorr", {})
-        noise = NoiseEstimate(noise_uv=np.array([run["noise_uv"][str(e)] for e in ids]), skipped={},
+        autocorr = res.run.get("noise_autocorr", {})
+        noise = NoiseEstimate(noise_uv=res.per_electrode("noise_uv"), skipped={},
                               autocorr=np.stack([np.array(autocorr[str(e)]) for e in ids]) if autocorr else None)
         return cls(sp["timestamp"], np.array([channel[int(e)] for e in sp["electrode_id"]], np.int64),
-                   sp["amplitude_uv"], res["spike_waveforms"], ids, noise,
-                   np.array([run["threshold_uv"][str(e)] for e in ids]),
-                   [(s["start_tick"], s["n_samples"]) for s in run["input"]["segments"]])
+                   sp["amplitude_uv"], res.spike_waveforms, ids, noise, res.per_electrode("threshold_uv"),
+                   res.segments)

@@ -30,7 +30,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import expit
 
-from .config import SortConfig
 from .errors import SpikevaeError
 from .params import TrackParams
 from .reader import TICKS_PER_SECOND, file_checksum
@@ -69,7 +68,7 @@ def summarise(result) -> SessionUnits:
     from .output import load_result
 
     res = load_result(result)
-    spikes, run, units = res["spikes"], res["run"], res["units"]
+    spikes, units = res.spikes, res.units
     latent = spikes["latent"]
     unit_of = spikes["unit"]
     order = np.argsort(unit_of, kind="stable")
@@ -82,11 +81,11 @@ def summarise(result) -> SessionUnits:
         gaps = np.diff(np.sort(spikes["timestamp"][rows])) / TICKS_PER_SECOND
         h = np.histogram(gaps, ISI_EDGES_S)[0].astype(float)
         isi[i] = h / max(h.sum(), 1.0)
-    wf = res["waveforms"]
+    wf = res.waveforms
     return SessionUnits(
-        name=run["input"]["name"], result=str(Path(result).resolve()), start_time=run["input"].get("start_time"),
-        units_checksum=file_checksum(Path(result) / "units.csv"), model=run.get("model_checksum"),
-        waveform_settings=SortConfig.from_dict(run["config"]).waveform_settings(),
+        name=res.name, result=str(Path(result).resolve()), start_time=res.input.get("start_time"),
+        units_checksum=file_checksum(Path(result) / "units.csv"), model=res.model_checksum,
+        waveform_settings=res.config.waveform_settings(),
         unit=np.array([u["unit"] for u in units], np.int64),
         electrode=np.array([u["electrode_id"] for u in units], np.int64),
         quality=[u.get("quality", "") for u in units],
