@@ -45,7 +45,7 @@ def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarra
     extractor = make_features(cfg.features, cfg.vae, pick_device(cfg.device), cfg.seed, cfg.pca_components)
     features = np.zeros((spikes.n, extractor.dim), np.float32)
     seconds = embed(extractor, spikes, features, rep)
-    unit, table = label_units(spikes, features, cfg, rep, seconds=seconds)
+    unit, table, _ = label_units(spikes, features, cfg, rep, seconds=seconds)
     return unit, [r["quality"] for r in table.rows], seconds, features
 
 

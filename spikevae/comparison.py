@@ -200,8 +200,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
     detected = Spikes.from_result(res)
 
     def clustered(name, features, history):
-        space = np.zeros((len(features), cfg.cluster.n_dims))
-        unit, table = label_units(detected, features, cfg, rep, space_out=space)
+        unit, table, space = label_units(detected, features, cfg, rep)
         return FeatureSorting(name=name, unit=unit, space=space, table=table, history=history)
 
     main_name = res.features
@@ -226,8 +225,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
     for seed in range(cfg.seed + 1, cfg.seed + sort_seeds):
         cfg_seed = replace(cfg, seed=seed)
         for name in reseeded:
-            space = np.zeros((detected.n, cfg.cluster.n_dims))
-            reseeded[name].append(label_units(detected, embedded(name, seed)[0], cfg_seed, rep, space_out=space)[0])
+            reseeded[name].append(label_units(detected, embedded(name, seed)[0], cfg_seed, rep)[0])
 
     common = _common_space(detected, cfg)
     for s in sortings:

@@ -62,21 +62,18 @@ def embed(extractor, spikes: Spikes, out: np.ndarray, rep: Reporter) -> dict:
     return seconds
 
 
-def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, *, seconds: dict | None = None,
-                space_out: np.ndarray | None = None) -> tuple[np.ndarray, UnitTable]:
+def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, *, seconds: dict | None = None
+                ) -> tuple[np.ndarray, UnitTable, np.ndarray]:
     """Cluster every electrode in ``features``, split look-alikes, curate the units, measure
-    them and label their quality (``noise`` left unsorted); each step's time into ``seconds``,
-    the clustering space of every spike into ``space_out`` when given."""
+    them and label their quality (``noise`` left unsorted); each step's time into ``seconds``.
+    Returns the units, their table and every spike's clustering-space coordinates."""
     seconds = {} if seconds is None else seconds
     electrode = spikes.electrode
     n_el = len(np.unique(electrode)) if len(electrode) else 0
     workers = pool_size(cfg.workers, n_el)
-    # the clustering space of every spike, for the units' isolation (20 bytes a spike)
-    space = space_out if space_out is not None else np.zeros((len(electrode), cfg.cluster.n_dims), np.float32)
     t0 = time.perf_counter()
     with rep.bar("cluster", n_el, unit="electrode") as up:
-        unit = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, space_out=space,
-                                 workers=workers)
+        unit, space = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, workers=workers)
     t0 = _timed(seconds, "cluster", t0)
     if cfg.split.enabled:
         with rep.bar("split", n_el, unit="electrode") as up:
@@ -91,7 +88,7 @@ def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, *, sec
     for row, q in zip(table.rows, quality):
         row.update(q)
     _timed(seconds, "label", t0)
-    return unit, table
+    return unit, table, space
 
 
 def _timed(seconds: dict, step: str, since: float) -> float:
@@ -153,7 +150,7 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
         threads = torch_threads(cfg.threads)
         with cpu_threads(threads):
             seconds.update(embed(extractor, spikes, features, rep))
-        unit, table = label_units(spikes, features, cfg, rep, seconds=seconds)
+        unit, table, _ = label_units(spikes, features, cfg, rep, seconds=seconds)
 
         t0 = time.perf_counter()
         write_result(tmp, spikes, unit, features, table, align_sample=det.align_sample, scratch=store)

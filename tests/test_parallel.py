@@ -29,10 +29,9 @@ def test_a_sorts_latent_space_clusters_the_same_on_two_processes(sorted_small):
     electrode = np.unique(spikes["electrode_id"], return_inverse=True)[1]
     params, runs = ClusterParams(), {}
     for workers in (1, 2):
-        space = np.zeros((len(electrode), params.n_dims))
         ticks = []
-        unit = cluster_recording(spikes["latent"], electrode, params, 0, progress=ticks.append,
-                                 space_out=space, workers=workers)
+        unit, space = cluster_recording(spikes["latent"], electrode, params, 0, progress=ticks.append,
+                                        workers=workers)
         runs[workers] = unit, space
         assert sum(ticks) == len(np.unique(electrode))
     np.testing.assert_array_equal(runs[1][0], runs[2][0])
