@@ -22,18 +22,11 @@ from .errors import SpikevaeError
 from .filtering import BandpassFilter, Chunk
 from .params import DetectionParams, default_threshold
 from .reader import TICKS_PER_SECOND
+from .spikes import MAD_TO_SD, NoiseEstimate
 from .store import SpikeStore, groups
 
-MAD_TO_SD = 0.6745  # median |x| / SD of a Gaussian
 RAIL = 32000  # |raw int16| at or above this is treated as saturated
 INTERP_HALF = 8  # half-width in samples of the Lanczos kernel that resamples waveforms
-
-
-@dataclass
-class NoiseEstimate:
-    noise_uv: np.ndarray              # robust SD of the filtered signal, per electrode
-    skipped: dict[int, str]           # channel index → why it is not sorted (flat, saturated)
-    autocorr: np.ndarray | None = None  # (channels, lags) of the noise, lag 0 = 1; None: not measured
 
 
 @dataclass

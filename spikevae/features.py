@@ -6,7 +6,7 @@
 - ``pca``: the classical baseline, principal components fitted on each electrode alone.
 
 Inputs are waveforms in µV (n × samples, possibly memory-mapped), the channel index of
-each spike and each channel's noise (``detection.NoiseEstimate``: SD and autocorrelation).
+each spike and each channel's noise (``spikes.NoiseEstimate``: SD and autocorrelation).
 ``compare`` swaps one for another and keeps every other step identical.
 """
 from __future__ import annotations

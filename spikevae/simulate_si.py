@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from .detection import MAD_TO_SD
 from .groundtruth import GroundTruth, ground_truth_path
 from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
 from .simulation import TEMPLATE_SAMPLES, TEMPLATE_TROUGH, similar_neighbours, slow_beside_fast
+from .spikes import MAD_TO_SD
 from .utah import grid_positions
 
 FS = TICKS_PER_SECOND

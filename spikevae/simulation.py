@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, signal
 
-from .detection import MAD_TO_SD
 from .groundtruth import GroundTruth, ground_truth_path
 from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
+from .spikes import MAD_TO_SD
 
 FS = TICKS_PER_SECOND
 TEMPLATE_SAMPLES = 64

@@ -1,5 +1,7 @@
 """``Spikes``: what every step after detection takes, from ``sort``'s detection or from a
-result folder (``compare``), so that both run the later steps on the same inputs."""
+result folder (``compare``), so that both run the later steps on the same inputs; and
+``NoiseEstimate``, the per-electrode noise it carries. The types sit below the steps that
+fill them (detection imports them, not the other way round)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,11 +9,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .detection import Detection, NoiseEstimate
 from .reader import TICKS_PER_SECOND
 
 if TYPE_CHECKING:
+    from .detection import Detection
     from .output import Result
+
+MAD_TO_SD = 0.6745  # median |x| / SD of a Gaussian: a robust noise SD is median |x| / this
+
+
+@dataclass
+class NoiseEstimate:
+    noise_uv: np.ndarray              # robust SD of the filtered signal, per electrode
+    skipped: dict[int, str]           # channel index → why it is not sorted (flat, saturated)
+    autocorr: np.ndarray | None = None  # (channels, lags) of the noise, lag 0 = 1; None: not measured
 
 
 @dataclass

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from . import __version__
-from .detection import NoiseEstimate
 from .errors import SpikevaeError
 from .model import BetaVAE, VAEConfig
+from .spikes import NoiseEstimate
 from .store import groups
 from .whitening import noise_transforms, to_noise_units
 

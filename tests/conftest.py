@@ -5,10 +5,10 @@ import pytest
 from scipy import signal
 
 import spikevae
-from spikevae.detection import NoiseEstimate, autocorr_from_sums, noise_autocorr
+from spikevae.detection import autocorr_from_sums, noise_autocorr
 from spikevae.model import VAEConfig
 from spikevae.simulation import SimulationConfig, simulate
-from spikevae.spikes import Spikes
+from spikevae.spikes import NoiseEstimate, Spikes
 
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikevae.detection import NoiseEstimate
+from spikevae.spikes import NoiseEstimate
 from spikevae.model import BetaVAE, VAEConfig
 from spikevae.train import TrainedModel, balanced_sample, encode, fit
 
