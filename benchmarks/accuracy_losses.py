@@ -17,7 +17,7 @@ from collections import Counter
 import numpy as np
 
 from spikevae.config import SortConfig
-from spikevae.groundtruth import MATCH_TICKS, WELL_DETECTED, score
+from spikevae.simulators.groundtruth import MATCH_TICKS, WELL_DETECTED, score
 
 from harness import add_recording_options, bands, recordings, sort_spikes, write_json
 

@@ -16,8 +16,8 @@ import argparse
 import time
 
 import spikevae
-from spikevae.groundtruth import score
-from spikevae.simulation import cut_online
+from spikevae.simulators.groundtruth import score
+from spikevae.simulators.simulation import cut_online
 
 from harness import add_recording_options, recordings, write_json
 

@@ -16,7 +16,7 @@ import argparse
 import time
 
 from spikevae.config import SortConfig
-from spikevae.groundtruth import score
+from spikevae.simulators.groundtruth import score
 
 from harness import add_recording_options, bands, recordings, sort_spikes, variant, write_json
 from peers import run_peer

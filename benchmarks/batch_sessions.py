@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 import spikevae
-from spikevae.groundtruth import GroundTruth, score
-from spikevae.simulation import SimulationConfig, simulate
+from spikevae.simulators.groundtruth import GroundTruth, score
+from spikevae.simulators.simulation import SimulationConfig, simulate
 
 from harness import OUT, write_json
 

@@ -16,7 +16,7 @@ from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
 from sklearn.model_selection import KFold
 from sklearn.neighbors import KNeighborsClassifier
 
-from spikevae.groundtruth import MATCH_TICKS, WELL_DETECTED, GroundTruth
+from spikevae.simulators.groundtruth import MATCH_TICKS, WELL_DETECTED, GroundTruth
 
 NOISE = -1  # a detected event that is no true unit's spike (hash, noise, artifact)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from spikevae.filtering import BandpassFilter
-from spikevae.nsx_writer import write_nsx
-from spikevae.reader import TICKS_PER_SECOND, open_recording
-from spikevae.simulation import SimulationConfig, simulate
+from spikevae.sorting.filtering import BandpassFilter
+from spikevae.io.nsx_writer import write_nsx
+from spikevae.io.reader import TICKS_PER_SECOND, open_recording
+from spikevae.simulators.simulation import SimulationConfig, simulate
 
 from harness import OUT, write_json
 

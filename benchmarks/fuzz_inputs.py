@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import spikevae
-from spikevae.simulation import SimulationConfig, cut_online, simulate
+from spikevae.simulators.simulation import SimulationConfig, cut_online, simulate
 
 HEADERS = {"ns6": 314 + 66 * 3, "nev": 336 + 32 * 9}
 

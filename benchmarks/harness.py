@@ -17,7 +17,7 @@ from typing import Iterator
 
 import spikevae
 from spikevae.config import SortConfig
-from spikevae.groundtruth import GroundTruth, ground_truth_path
+from spikevae.simulators.groundtruth import GroundTruth, ground_truth_path
 
 OUT = Path(__file__).parent / "out"
 FAMILIES = ("spikevae", "spikeinterface")  # the package's simulator; one from SpikeInterface's generators
@@ -52,12 +52,12 @@ def recording(family: str, setting: str, seed: int, electrodes: int, duration: f
         return path
     cache.mkdir(parents=True, exist_ok=True)
     if family == "spikevae":
-        from spikevae.simulation import SETTINGS as KNOBS, SimulationConfig, simulate
+        from spikevae.simulators.simulation import SETTINGS as KNOBS, SimulationConfig, simulate
 
         simulate(path, SimulationConfig(n_electrodes=electrodes, duration_s=duration, seed=seed, subsample_timing=True,
                                         **KNOBS[setting]))
     else:
-        from spikevae.simulate_si import SETTINGS as KNOBS, SIUtahConfig, simulate_si
+        from spikevae.simulators.simulate_si import SETTINGS as KNOBS, SIUtahConfig, simulate_si
 
         simulate_si(path, SIUtahConfig(n_electrodes=electrodes, duration_s=duration, seed=seed, **KNOBS[setting]))
     return path
@@ -65,20 +65,20 @@ def recording(family: str, setting: str, seed: int, electrodes: int, duration: f
 
 def series(family: str, seed: int, sessions: int, electrodes: int, duration: float, cache: Path,
            setting: str = "standard") -> Path:
-    """The cached folder of a simulated chronic series (``spikevae.chronic``: the same neurons over
+    """The cached folder of a simulated chronic series (``spikevae.simulators.chronic``: the same neurons over
     ``sessions`` sessions), simulated first when missing."""
     folder = cache / (f"{family}-{seed}-{sessions}x{electrodes}el-{duration:g}s"
                       + ("" if setting == "standard" else f"-{setting}"))
     if (folder / "series.json").exists():
         return folder
-    from spikevae.chronic import SeriesConfig, simulate_series
+    from spikevae.simulators.chronic import SeriesConfig, simulate_series
 
     if family == "spikevae":
-        from spikevae.simulation import SETTINGS as KNOBS, SimulationConfig
+        from spikevae.simulators.simulation import SETTINGS as KNOBS, SimulationConfig
 
         cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, subsample_timing=True, **KNOBS[setting])
     else:
-        from spikevae.simulate_si import SETTINGS as KNOBS, SIUtahConfig
+        from spikevae.simulators.simulate_si import SETTINGS as KNOBS, SIUtahConfig
 
         cfg = SIUtahConfig(n_electrodes=electrodes, duration_s=duration, **KNOBS[setting])
     simulate_series(folder, family, cfg, SeriesConfig(n_sessions=sessions, seed=seed))

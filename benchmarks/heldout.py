@@ -1,5 +1,5 @@
 """The β-VAE against PCA on two independent ground-truth families: the package's simulator
-(``spikevae.simulation``) and one built from SpikeInterface's generators (``spikevae.simulate_si``).
+(``spikevae.simulators.simulation``) and one built from SpikeInterface's generators (``spikevae.simulators.simulate_si``).
 
 Defaults are tuned on one family and seeds and reported on the other family and fresh seeds;
 this script scores both, so a gain that holds on one family alone shows. Both draw each spike
@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from spikevae.config import SortConfig
-from spikevae.detection import detect
-from spikevae.features import make_features
-from spikevae.filtering import BandpassFilter
-from spikevae.groundtruth import MATCH_SCORE, GroundTruth, match_counts, score
+from spikevae.sorting.detection import detect
+from spikevae.sorting.features import make_features
+from spikevae.sorting.filtering import BandpassFilter
+from spikevae.simulators.groundtruth import MATCH_SCORE, GroundTruth, match_counts, score
 from spikevae.pipeline import embed, label_units
 from spikevae.progress import Reporter
-from spikevae.reader import open_recording
-from spikevae.spikes import Spikes
-from spikevae.train import pick_device
+from spikevae.io.reader import open_recording
+from spikevae.sorting.spikes import Spikes
+from spikevae.sorting.train import pick_device
 
 from ceiling import ceiling, spike_truth
 from harness import add_recording_options, bands, recordings, variant, write_json

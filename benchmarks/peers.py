@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikevae.utah import grid_positions
+from spikevae.io.utah import grid_positions
 
 
 def run_peer(name: str, path: Path, band, work: Path, n_jobs: int = 1):

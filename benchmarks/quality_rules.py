@@ -17,9 +17,9 @@ import numpy as np
 
 import spikevae
 from spikevae.config import SortConfig
-from spikevae.groundtruth import (CHANCE_SCORE, WELL_DETECTED, GroundTruth, ground_truth_path, match_counts,
+from spikevae.simulators.groundtruth import (CHANCE_SCORE, WELL_DETECTED, GroundTruth, ground_truth_path, match_counts,
                                   pair_units)
-from spikevae.quality import QualityParams, label
+from spikevae.sorting.quality import QualityParams, label
 
 from harness import add_recording_options, bands, recordings, write_json
 

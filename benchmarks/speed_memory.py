@@ -26,8 +26,8 @@ from pathlib import Path
 
 import psutil
 
-from spikevae.reader import open_recording
-from spikevae.simulation import SimulationConfig, simulate
+from spikevae.io.reader import open_recording
+from spikevae.simulators.simulation import SimulationConfig, simulate
 
 from harness import OUT, write_json
 

@@ -1,6 +1,6 @@
 """Tracking units across sessions against the classic practice, on simulated chronic series.
 
-Each series (``spikevae.chronic``: the same neurons over --sessions sessions of --electrodes
+Each series (``spikevae.simulators.chronic``: the same neurons over --sessions sessions of --electrodes
 electrodes, with amplitude drift, slow shape change, rate change, turnover and look-alike
 newcomers) is sorted as ``spikevae batch`` sorts it (one shared β-VAE) and cached. Then:
 
@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from spikevae.chronic import load_series
+from spikevae.simulators.chronic import load_series
 from spikevae.config import SortConfig
-from spikevae.groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, score
-from spikevae.output import load_result
+from spikevae.simulators.groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, score
+from spikevae.io.output import load_result
 from spikevae.params import TrackParams
 from spikevae.sessions import batch
-from spikevae.tracking import FEATURES, distances, match, probability, summarise, waveform_correlation
+from spikevae.tracking.track import FEATURES, distances, match, probability, summarise, waveform_correlation
 
 from harness import OUT, SETTINGS, series, write_json
 

@@ -16,7 +16,7 @@ import sys
 CHILD = """
 import time, numpy as np, torch
 from spikevae.params import VAEConfig
-from spikevae.train import cpu_threads, train
+from spikevae.sorting.train import cpu_threads, train
 cfg = VAEConfig()
 x = np.random.default_rng(0).standard_normal((cfg.max_train - cfg.max_train // 10, cfg.n_samples)).astype(np.float32)
 with cpu_threads({threads}):

@@ -99,7 +99,7 @@ def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_ma
     """``exports.export``, its warnings (what DANDI would reject) as one line each on stderr."""
     import warnings
 
-    from .exports import DandiWarning, export
+    from .formats.exports import DandiWarning, export
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", DandiWarning)
@@ -110,7 +110,7 @@ def export_one(result, fmt: str, out=None, overwrite: bool = False, electrode_ma
 
 def _check_extras(formats) -> None:
     """A missing extra stops a sort before it starts, not after."""
-    from .exports import EXTRAS, require_extra
+    from .formats.exports import EXTRAS, require_extra
 
     for fmt in formats:
         module, extra = EXTRAS[fmt]
@@ -169,7 +169,7 @@ def build_config(features=None, pca_components=None, electrode_map=None, **optio
 def sort(recording, out, overwrite, features, pca_components, model, exports, workers, quiet, electrode_map,
          **settings):
     """Sort RECORDING (a Blackrock .ns6, or a .nev of cut waveforms) into units, one result folder out."""
-    from .exports import NWB_FIELDS
+    from .formats.exports import NWB_FIELDS
     from .pipeline import sort as run_sort
     from .progress import Reporter
 
@@ -228,7 +228,7 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
     Exits non-zero if any session failed; sessions.csv says which and why.
     """
     from .sessions import batch as run_batch
-    from .exports import NWB_FIELDS, dandi_missing
+    from .formats.exports import NWB_FIELDS, dandi_missing
     from .progress import Reporter
 
     metadata = {k: settings.pop(k) for k in NWB_FIELDS}
@@ -246,7 +246,7 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
     click.echo(f"{counts['sorted']} sorted, {counts['skipped']} already done, {counts['failed']} failed "
                f"→ {Path(out) / 'sessions.csv'}")
     if track_units:
-        from .tracking import track
+        from .tracking.track import track
 
         # each session's own PCA has no shared space: matched on waveforms, with the warning in tracks.json
         track([out], Path(out) / "tracks", overwrite=True, waveforms_only=cfg.features == "pca",
@@ -279,7 +279,7 @@ def track(results, out, overwrite, waveforms_only, max_gap, min_probability, qui
     rate); tracks.csv gives each unit its track id and that probability.
     """
     from .progress import Reporter
-    from .tracking import track as run_track
+    from .tracking.track import track as run_track
 
     if out is None:
         if len(results) != 1 or not (Path(results[0]) / "sessions.csv").is_file():
@@ -329,16 +329,16 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subs
         if spec != "2.3" or subsample_timing:
             raise SpikevaeError("--family spikeinterface writes spec 2.3 with spikes at sub-sample times; "
                                 "leave out --spec and --subsample-timing")
-        from .simulate_si import SETTINGS, SIUtahConfig
+        from .simulators.simulate_si import SETTINGS, SIUtahConfig
         cfg = SIUtahConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, seed=seed,
                            **SETTINGS[setting])
     else:
-        from .simulation import SETTINGS, SimulationConfig
+        from .simulators.simulation import SETTINGS, SimulationConfig
         cfg = SimulationConfig(n_electrodes=electrodes, duration_s=duration, n_segments=segments, spec=spec,
                                seed=seed, subsample_timing=subsample_timing, **SETTINGS[setting])
     rep = Reporter(quiet=quiet)
     if sessions > 1:
-        from .chronic import SeriesConfig, simulate_series
+        from .simulators.chronic import SeriesConfig, simulate_series
 
         if nev:
             raise SpikevaeError("--nev applies to one recording, not to --sessions")
@@ -351,14 +351,14 @@ def simulate(out, electrodes, duration, segments, spec, seed, hard, stress, subs
     if not Path(out).resolve().parent.is_dir():
         raise SpikevaeError(f"{Path(out).parent}: no such folder for the simulated recording")
     if family == "spikeinterface":
-        from .simulate_si import FS, simulate_si as run_simulation
+        from .simulators.simulate_si import FS, simulate_si as run_simulation
     else:
-        from .simulation import FS, simulate as run_simulation
+        from .simulators.simulation import FS, simulate as run_simulation
     with rep.bar("simulate", duration, unit="s", scale=1 / FS) as up:
         gt = run_simulation(out, cfg, progress=up)
     rep.info(f"{len(gt.unit_electrode)} units, {len(gt.timestamp)} spikes → {out}")
     if nev:
-        from .simulation import cut_online
+        from .simulators.simulation import cut_online
 
         nev_path = out[:-len(".ns6")] + ".nev"
         rep.info(f"{cut_online(out, nev_path)} spikes cut online → {nev_path}")

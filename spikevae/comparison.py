@@ -14,20 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .clustering import principal_space
+from .sorting.clustering import principal_space
 from .config import SortConfig
 from .errors import SpikevaeError
-from .features import FEATURES, make_features
-from .groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, pair_units, score
-from .metrics import UnitTable, isolation, silhouette
-from .output import Result, check_out, default_out, load_result, staged_folder, write_json
-from .parallel import torch_threads
+from .sorting.features import FEATURES, make_features
+from .simulators.groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, pair_units, score
+from .sorting.metrics import UnitTable, isolation, silhouette
+from .io.output import Result, check_out, default_out, load_result, staged_folder, write_json
+from .sorting.parallel import torch_threads
 from .pipeline import embed, label_units, sort
 from .progress import Reporter
-from .spikes import Spikes
-from .store import groups
-from .train import cpu_threads, input_transforms, pick_device
-from .whitening import to_noise_units
+from .sorting.spikes import Spikes
+from .io.store import groups
+from .sorting.train import cpu_threads, input_transforms, pick_device
+from .sorting.whitening import to_noise_units
 
 SUMMARY_COLUMNS = ("units", "sorted_fraction", "median_snr", "median_isi_violation", "median_isolation_distance",
                    "median_l_ratio", "mean_silhouette")

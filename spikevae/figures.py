@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .reader import TICKS_PER_SECOND  # noqa: E402
+from .io.reader import TICKS_PER_SECOND  # noqa: E402
 
 MAX_ELECTRODES = 6
 UNPAIRED = ("#4c6a87", "#7d93a8", "#2f4658", "#a3b4c4")

@@ -18,23 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .clustering import cluster_recording
+from .sorting.clustering import cluster_recording
 from .config import SortConfig
-from .curation import curate
+from .sorting.curation import curate
 from .errors import SpikevaeError
-from .features import make_features
-from .geometry import check_spacing
-from .metrics import UnitTable, unit_table
-from .output import check_free_space, default_out, staged_folder, write_json, write_result
-from .parallel import pool_size, torch_threads
+from .sorting.features import make_features
+from .io.geometry import check_spacing
+from .sorting.metrics import UnitTable, unit_table
+from .io.output import check_free_space, default_out, staged_folder, write_json, write_result
+from .sorting.parallel import pool_size, torch_threads
 from .progress import Reporter
-from .quality import qualify
+from .sorting.quality import qualify
 from .params import MIN_TRAIN_SPIKES, DetectionParams
-from .reader import file_checksum
+from .io.reader import file_checksum
 from .sources import open_source
-from .spikes import Spikes
-from .splitting import split_units
-from .train import TrainedModel, cpu_threads, pick_device
+from .sorting.spikes import Spikes
+from .sorting.splitting import split_units
+from .sorting.train import TrainedModel, cpu_threads, pick_device
 
 
 @dataclass

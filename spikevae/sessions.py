@@ -29,16 +29,16 @@ import numpy as np
 
 from .config import SortConfig
 from .errors import SpikevaeError
-from .features import network_config
-from .geometry import check_spacing
-from .output import EXPORTS_RECORD, check_out, load_result, staged_file, write_json
-from .parallel import torch_threads
+from .sorting.features import network_config
+from .io.geometry import check_spacing
+from .io.output import EXPORTS_RECORD, check_out, load_result, staged_file, write_json
+from .sorting.parallel import torch_threads
 from .pipeline import sort
 from .progress import Reporter
-from .reader import file_checksum
+from .io.reader import file_checksum
 from .sources import open_source
-from .train import TrainedModel, balanced_sample, cpu_threads, fit_normalised, input_transforms, pick_device
-from .whitening import to_noise_units
+from .sorting.train import TrainedModel, balanced_sample, cpu_threads, fit_normalised, input_transforms, pick_device
+from .sorting.whitening import to_noise_units
 
 SESSION_COLUMNS = ("session", "status", "duration_s", "units", "spikes", "seconds", "reason", "path", "result")
 
@@ -188,7 +188,7 @@ def write_exports(result: Path, exports: dict) -> None:
     ``exports.export`` takes them; an export already there is kept unless a batch wrote it
     with another map (or, for NWB, other metadata), then it is written again. The DANDI
     warning was given once for the batch."""
-    from .exports import DandiWarning, default_target, export
+    from .formats.exports import DandiWarning, default_target, export
 
     record_path = result / EXPORTS_RECORD
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}

@@ -17,8 +17,8 @@ import dataclasses
 from . import __version__
 from .config import SortConfig
 from .errors import SpikevaeError
-from .exports import require_extra, to_spikeinterface
-from .geometry import check_spacing
+from .formats.exports import require_extra, to_spikeinterface
+from .io.geometry import check_spacing
 
 BaseSorter = require_extra("spikeinterface.sorters", "spikeinterface", "the spikevae sorter").BaseSorter
 sorterlist = require_extra("spikeinterface.sorters.sorterlist", "spikeinterface", "the spikevae sorter")

@@ -11,12 +11,12 @@ from typing import Callable
 import numpy as np
 
 from .config import SortConfig
-from .detection import detect, from_waveforms
-from .filtering import BandpassFilter
-from .geometry import Geometry, recording_geometry
-from .nev import cut_short_warning, read_nev_spikes
-from .reader import TICKS_PER_SECOND, file_checksum, open_recording
-from .si_recording import describe_input, is_si_recording, open_si_recording, probe_positions
+from .sorting.detection import detect, from_waveforms
+from .sorting.filtering import BandpassFilter
+from .io.geometry import Geometry, recording_geometry
+from .io.nev import cut_short_warning, read_nev_spikes
+from .io.reader import TICKS_PER_SECOND, file_checksum, open_recording
+from .io.si_recording import describe_input, is_si_recording, open_si_recording, probe_positions
 
 
 @dataclass

@@ -5,10 +5,10 @@ import pytest
 from scipy import signal
 
 import spikevae
-from spikevae.detection import autocorr_from_sums, noise_autocorr
-from spikevae.model import VAEConfig
-from spikevae.simulation import SimulationConfig, simulate
-from spikevae.spikes import NoiseEstimate, Spikes
+from spikevae.sorting.detection import autocorr_from_sums, noise_autocorr
+from spikevae.sorting.model import VAEConfig
+from spikevae.simulators.simulation import SimulationConfig, simulate
+from spikevae.sorting.spikes import NoiseEstimate, Spikes
 
 
 

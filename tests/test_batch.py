@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 import spikevae
 from spikevae.cli import main
-from spikevae.groundtruth import GroundTruth, score
-from spikevae.simulation import SimulationConfig, simulate
+from spikevae.simulators.groundtruth import GroundTruth, score
+from spikevae.simulators.simulation import SimulationConfig, simulate
 
 from .conftest import fast_config
 

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from spikevae.cli import main
-from spikevae.parallel import available_cores, torch_threads
-from spikevae.reader import parse_channels
+from spikevae.sorting.parallel import available_cores, torch_threads
+from spikevae.io.reader import parse_channels
 
 
 @pytest.mark.parametrize("option, message", [

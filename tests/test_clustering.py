@@ -3,7 +3,7 @@ import dataclasses
 
 import numpy as np
 
-from spikevae.clustering import ClusterParams, cluster_electrode
+from spikevae.sorting.clustering import ClusterParams, cluster_electrode
 
 T = np.arange(48)
 

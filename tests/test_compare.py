@@ -10,8 +10,8 @@ from click.testing import CliRunner
 import spikevae
 from spikevae.cli import main
 from spikevae.comparison import agreement, compare
-from spikevae.groundtruth import GroundTruth, score
-from spikevae.simulation import SimulationConfig, simulate
+from spikevae.simulators.groundtruth import GroundTruth, score
+from spikevae.simulators.simulation import SimulationConfig, simulate
 
 from .conftest import fast_config
 
@@ -46,7 +46,7 @@ def test_every_feature_space_sorts_the_same_spikes_and_is_scored(report, sorted_
 
 
 def test_report_files(report):
-    out = spikevae.output.Path(report["out"])
+    out = spikevae.io.output.Path(report["out"])
     for f in ("compare.json", "compare.csv", "compare.html", "scatter.png", "waveforms.png", "accuracy.png",
               "training.png"):
         assert (out / f).stat().st_size > 0, f

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import spikevae
-from spikevae.nsx_writer import NsxWriter
-from spikevae.simulation import SimulationConfig, cut_online, simulate
+from spikevae.io.nsx_writer import NsxWriter
+from spikevae.simulators.simulation import SimulationConfig, cut_online, simulate
 
 HEADER = 314 + 66 * 3        # basic + extended header of a 3-electrode spec 2.3 file
 NEV_HEADER = 336 + 32 * 9    # basic header + the extended packets cut_online writes for 3 electrodes

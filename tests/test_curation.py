@@ -3,9 +3,9 @@ import dataclasses
 import numpy as np
 
 import spikevae
-from spikevae.curation import CurationParams, curate, drop_echoes, follow_fraction, locked_fraction, merge_bursts
-from spikevae.groundtruth import score
-from spikevae.simulation import SimulationConfig, simulate
+from spikevae.sorting.curation import CurationParams, curate, drop_echoes, follow_fraction, locked_fraction, merge_bursts
+from spikevae.simulators.groundtruth import score
+from spikevae.simulators.simulation import SimulationConfig, simulate
 
 from .conftest import as_spikes, fast_config
 

@@ -1,11 +1,11 @@
 import numpy as np
 from scipy import signal
 
-from spikevae.detection import (DetectionParams, Detector, detect, estimate_noise, realign_waveforms,
+from spikevae.sorting.detection import (DetectionParams, Detector, detect, estimate_noise, realign_waveforms,
                                 subsample_waveforms)
-from spikevae.filtering import BandpassFilter
-from spikevae.nsx_writer import write_nsx
-from spikevae.reader import open_recording
+from spikevae.sorting.filtering import BandpassFilter
+from spikevae.io.nsx_writer import write_nsx
+from spikevae.io.reader import open_recording
 
 from .conftest import noise_with_spikes
 
@@ -111,7 +111,7 @@ def test_flat_and_saturated_electrodes_are_skipped(tmp_path):
 def test_local_maxima_equal_a_maximum_filter_over_every_sample():
     from scipy import ndimage, signal
 
-    from spikevae.detection import local_maxima
+    from spikevae.sorting.detection import local_maxima
 
     rng = np.random.default_rng(0)
     sos = signal.butter(4, (250, 750), "bandpass", fs=30_000, output="sos")

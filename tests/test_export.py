@@ -11,11 +11,11 @@ from click.testing import CliRunner
 import spikevae
 from spikevae.cli import main
 from spikevae.errors import SpikevaeError
-from spikevae.exports import export, require_extra, to_spikeinterface, utah_probe
-from spikevae.groundtruth import score
-from spikevae.nev import read_nev_spikes
-from spikevae.simulation import cut_online
-from spikevae.utah import grid_positions
+from spikevae.formats.exports import export, require_extra, to_spikeinterface, utah_probe
+from spikevae.simulators.groundtruth import score
+from spikevae.io.nev import read_nev_spikes
+from spikevae.simulators.simulation import cut_online
+from spikevae.io.utah import grid_positions
 
 from .conftest import fast_config
 

@@ -3,9 +3,9 @@ import pytest
 from scipy import signal
 
 from spikevae.errors import SpikevaeError
-from spikevae.filtering import BandpassFilter, design_bandpass
-from spikevae.nsx_writer import write_nsx
-from spikevae.reader import open_recording
+from spikevae.sorting.filtering import BandpassFilter, design_bandpass
+from spikevae.io.nsx_writer import write_nsx
+from spikevae.io.reader import open_recording
 
 
 @pytest.fixture

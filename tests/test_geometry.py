@@ -7,13 +7,13 @@ from click.testing import CliRunner
 
 import spikevae
 from spikevae.cli import main
-from spikevae.detection import Detector, estimate_noise
+from spikevae.sorting.detection import Detector, estimate_noise
 from spikevae.errors import SpikevaeError
-from spikevae.filtering import BandpassFilter
-from spikevae.geometry import Geometry, recording_geometry
+from spikevae.sorting.filtering import BandpassFilter
+from spikevae.io.geometry import Geometry, recording_geometry
 from spikevae.params import DetectionParams
-from spikevae.reader import open_recording
-from spikevae.simulation import SimulationConfig, simulate
+from spikevae.io.reader import open_recording
+from spikevae.simulators.simulation import SimulationConfig, simulate
 
 from .conftest import fast_config
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from spikevae.groundtruth import GroundTruth, score
+from spikevae.simulators.groundtruth import GroundTruth, score
 
 
 def _gt(ts, unit, n_units):

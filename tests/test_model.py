@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from spikevae.spikes import NoiseEstimate
-from spikevae.model import BetaVAE, VAEConfig
-from spikevae.train import TrainedModel, balanced_sample, encode, fit
+from spikevae.sorting.spikes import NoiseEstimate
+from spikevae.sorting.model import BetaVAE, VAEConfig
+from spikevae.sorting.train import TrainedModel, balanced_sample, encode, fit
 
 
 def test_capacity_rises_linearly_then_holds():

@@ -4,8 +4,8 @@ import pytest
 
 import spikevae
 from spikevae.errors import SpikevaeError
-from spikevae.nev import read_nev_spikes, write_nev
-from spikevae.simulation import cut_online
+from spikevae.io.nev import read_nev_spikes, write_nev
+from spikevae.simulators.simulation import cut_online
 
 from .conftest import fast_config
 

@@ -4,8 +4,8 @@ import pytest
 from neo.rawio import BlackrockRawIO
 
 from spikevae.errors import SpikevaeError
-from spikevae.nsx_writer import write_nsx
-from spikevae.reader import open_recording, parse_channels
+from spikevae.io.nsx_writer import write_nsx
+from spikevae.io.reader import open_recording, parse_channels
 
 
 @pytest.mark.parametrize("spec", ["2.2", "2.3", "3.0", "3.0-ptp"])

@@ -82,7 +82,7 @@ def test_a_full_disk_is_named_in_one_line_and_nothing_is_kept(small_recording, t
 
 
 def test_a_result_that_appears_during_the_run_is_not_replaced(tmp_path):
-    from spikevae.output import staged_folder
+    from spikevae.io.output import staged_folder
 
     out = tmp_path / "result"
     with pytest.raises(spikevae.SpikevaeError, match="appeared while this run was writing"):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import spikevae
-from spikevae.clustering import ClusterParams, cluster_recording
-from spikevae.parallel import MIN_POOL_ELECTRODES, available_cores, map_electrodes, pool_size
+from spikevae.sorting.clustering import ClusterParams, cluster_recording
+from spikevae.sorting.parallel import MIN_POOL_ELECTRODES, available_cores, map_electrodes, pool_size
 
 
 def test_pool_size_follows_the_request_else_the_recordings_size():

@@ -4,10 +4,10 @@ import pytest
 
 import spikevae
 from spikevae.config import SortConfig
-from spikevae.groundtruth import match_counts
-from spikevae.metrics import isi_violations, l_ratio
-from spikevae.reader import TICKS_PER_SECOND
-from spikevae.quality import QualityParams, amplitude_cutoff, label, presence_ratio, qualify
+from spikevae.simulators.groundtruth import match_counts
+from spikevae.sorting.metrics import isi_violations, l_ratio
+from spikevae.io.reader import TICKS_PER_SECOND
+from spikevae.sorting.quality import QualityParams, amplitude_cutoff, label, presence_ratio, qualify
 
 from .conftest import as_spikes
 

@@ -5,7 +5,7 @@ import pytest
 
 import spikevae
 from spikevae.errors import SpikevaeError
-from spikevae.groundtruth import MATCH_TICKS, score
+from spikevae.simulators.groundtruth import MATCH_TICKS, score
 
 si = pytest.importorskip("spikeinterface.core")
 se = pytest.importorskip("spikeinterface.extractors")

@@ -4,9 +4,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from spikevae.cli import main
-from spikevae.groundtruth import GroundTruth
-from spikevae.reader import open_recording
-from spikevae.simulation import HARD, STRESS, SimulationConfig, simulate
+from spikevae.simulators.groundtruth import GroundTruth
+from spikevae.io.reader import open_recording
+from spikevae.simulators.simulation import HARD, STRESS, SimulationConfig, simulate
 
 SAMPLE = Path(__file__).parent.parent / "sample_data" / "sample16.ns6"
 

@@ -3,11 +3,11 @@ import pytest
 from scipy import signal
 
 import spikevae
-from spikevae.groundtruth import score
-from spikevae.reader import open_recording
+from spikevae.simulators.groundtruth import score
+from spikevae.io.reader import open_recording
 
 pytest.importorskip("spikeinterface")
-from spikevae.simulate_si import HARD, STRESS, SIUtahConfig, simulate_si  # noqa: E402
+from spikevae.simulators.simulate_si import HARD, STRESS, SIUtahConfig, simulate_si  # noqa: E402
 
 from .conftest import fast_config  # noqa: E402
 from .test_simulate import stress_pairs  # noqa: E402

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 import spikevae
 from spikevae.cli import main
-from spikevae.detection import DetectionParams
-from spikevae.groundtruth import score
-from spikevae.simulation import SimulationConfig, simulate
+from spikevae.sorting.detection import DetectionParams
+from spikevae.simulators.groundtruth import score
+from spikevae.simulators.simulation import SimulationConfig, simulate
 
 from .conftest import FAST, fast_config
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from spikevae.config import SortConfig
-from spikevae.detection import estimate_noise
-from spikevae.filtering import BandpassFilter
-from spikevae.reader import open_recording
-from spikevae.splitting import split_units
+from spikevae.sorting.detection import estimate_noise
+from spikevae.sorting.filtering import BandpassFilter
+from spikevae.io.reader import open_recording
+from spikevae.sorting.splitting import split_units
 
 from .conftest import as_spikes, band_noise
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from spikevae.output import save_npy, save_npz
-from spikevae.store import Column, SpikeStore
+from spikevae.io.output import save_npy, save_npz
+from spikevae.io.store import Column, SpikeStore
 
 
 def filled_store(tmp_path, n_chunks=3, rows=7):

@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 import spikevae
-from spikevae.chronic import SeriesConfig, load_series, simulate_series
+from spikevae.simulators.chronic import SeriesConfig, load_series, simulate_series
 from spikevae.cli import main
-from spikevae.groundtruth import GroundTruth, ground_truth_path, score
-from spikevae.simulation import SimulationConfig
+from spikevae.simulators.groundtruth import GroundTruth, ground_truth_path, score
+from spikevae.simulators.simulation import SimulationConfig
 
 from .conftest import fast_config
 
@@ -39,7 +39,7 @@ def test_a_series_keeps_its_neurons_drifting_and_turns_some_over(tmp_path):
 
 def test_the_spikeinterface_family_makes_a_series_too(tmp_path):
     pytest.importorskip("spikeinterface")
-    from spikevae.simulate_si import SIUtahConfig
+    from spikevae.simulators.simulate_si import SIUtahConfig
 
     simulate_series(tmp_path, "spikeinterface", SIUtahConfig(n_electrodes=6, duration_s=2.0),
                     SeriesConfig(n_sessions=3, seed=1))

@@ -1,6 +1,6 @@
 import numpy as np
 
-from spikevae.whitening import noise_transforms, to_noise_units
+from spikevae.sorting.whitening import noise_transforms, to_noise_units
 
 from .conftest import band_noise
 

@@ -8,8 +8,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import silhouette_score
 
-from .reader import TICKS_PER_SECOND
-from .store import groups
+from ..io.reader import TICKS_PER_SECOND
+from ..io.store import groups
 
 if TYPE_CHECKING:
     from .spikes import Spikes

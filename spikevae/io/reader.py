@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpikevaeError
+from ..errors import SpikevaeError
 
 TICKS_PER_SECOND = 30_000  # Blackrock's file clock
 _MAGIC = {b"NEURALCD": "NSx 2.2+", b"BRSMPGRP": "NSx 3.0 PTP", b"NEURALSG": "NSx 2.1"}

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from . import __version__
-from .errors import SpikevaeError
+from .. import __version__
+from ..errors import SpikevaeError
 from .model import BetaVAE, VAEConfig
 from .spikes import NoiseEstimate
-from .store import groups
+from ..io.store import groups
 from .whitening import noise_transforms, to_noise_units
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpikevaeError
+from ..errors import SpikevaeError
 from .reader import TICKS_PER_SECOND
 
 NV_PER_BIT = 250  # 0.25 µV per bit, as Blackrock front ends digitise

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SpikevaeError
+from ..errors import SpikevaeError
 from .utah import PITCH_UM, grid_positions, read_cmp
 
 

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .reader import TICKS_PER_SECOND
+from ..io.reader import TICKS_PER_SECOND
 
 if TYPE_CHECKING:
     from .detection import Detection
-    from .output import Result
+    from ..io.output import Result
 
 MAD_TO_SD = 0.6745  # median |x| / SD of a Gaussian: a robust noise SD is median |x| / this
 

@@ -30,9 +30,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import expit
 
-from .errors import SpikevaeError
-from .params import TrackParams
-from .reader import TICKS_PER_SECOND, file_checksum
+from ..errors import SpikevaeError
+from ..params import TrackParams
+from ..io.reader import TICKS_PER_SECOND, file_checksum
 
 FEATURES = ("latent", "shape", "amplitude", "isi", "rate", "gap")
 ISI_EDGES_S = np.logspace(-3, 1, 25)  # 1 ms to 10 s, log-spaced
@@ -65,7 +65,7 @@ class SessionUnits:
 
 def summarise(result) -> SessionUnits:
     """Read one result folder and reduce its units to their summaries."""
-    from .output import load_result
+    from ..io.output import load_result
 
     res = load_result(result)
     spikes, units = res.spikes, res.units
@@ -242,7 +242,7 @@ def summary(tracks: Tracks, params: TrackParams, warning: str | None) -> dict:
 
 def write_tracks(folder: Path, tracks: Tracks, params: TrackParams, warning: str | None) -> None:
     """``tracks.csv``, ``tracks.json`` and ``tracks.html`` in ``folder``."""
-    from .track_page import track_page
+    from .page import track_page
 
     table = rows(tracks)
     with open(folder / "tracks.csv", "w", newline="") as f:
@@ -301,8 +301,8 @@ def track(results, out, overwrite: bool = False, waveforms_only: bool = False, p
           reporter=None) -> Tracks:
     """Track units over ``results`` (result folders, or a batch folder) and write ``tracks.csv``,
     ``tracks.json`` and ``tracks.html`` into the folder ``out``. See the module's docstring."""
-    from .output import check_out, staged_folder
-    from .progress import Reporter
+    from ..io.output import check_out, staged_folder
+    from ..progress import Reporter
 
     rep = reporter or Reporter(quiet=True)
     p = params or TrackParams()

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .errors import SpikevaeError
-from .nev import write_nev
-from .output import Result, load_result, staged_file, staged_folder
-from .reader import TICKS_PER_SECOND
-from .geometry import recording_geometry
+from .. import __version__
+from ..errors import SpikevaeError
+from ..io.nev import write_nev
+from ..io.output import Result, load_result, staged_file, staged_folder
+from ..io.reader import TICKS_PER_SECOND
+from ..io.geometry import recording_geometry
 
 FORMATS = ("nwb", "phy", "nev", "spikeinterface")
 NWB_FIELDS = ("subject_id", "species", "sex", "age", "experimenter", "institution", "lab", "session_description",
@@ -82,7 +82,7 @@ def export(result, fmt: str, out=None, overwrite: bool = False, *, metadata: dic
     out = Path(out) if out is not None else default_target(result, fmt)
     positions = electrode_positions(res.electrode_ids, electrode_map)
     if tracks is not None:
-        from .tracking import load_track_ids
+        from ..tracking.track import load_track_ids
 
         track_of = load_track_ids(tracks, result)
         for u in res.units:
@@ -138,7 +138,7 @@ def _start(res: Result) -> _dt.datetime:
 def _sorted_recording(res: Result):
     """The .nsX file a result was sorted from, opened as the sort opened it, if it is still there
     and still that file (same name and size)."""
-    from .reader import open_recording
+    from ..io.reader import open_recording
 
     info, cfg = res.input, res.config
     path = Path(info["path"]) if info.get("path") else None
@@ -154,7 +154,7 @@ def _write_traces(recording, res: Result, path: Path, n_columns: int) -> np.ndar
     """The recording band-passed as the sort filtered it, int16 at 0.25 µV per bit, time-major
     with electrode e in column e (phy reads channel_map as columns); segments end to end. Returns
     each spike's sample in that file."""
-    from .filtering import BandpassFilter
+    from ..sorting.filtering import BandpassFilter
 
     cfg = res.config
     filt = BandpassFilter(recording, *cfg.band_hz, cfg.filter_order)
@@ -357,7 +357,7 @@ def utah_recording(recording, electrode_map=None):
     its probe, channel ids as electrode ids placed by ``electrode_map`` (.cmp) or the default
     grid, so that ``create_sorting_analyzer`` takes it; a recording with a probe is returned
     as it is."""
-    from .si_recording import electrode_ids_of
+    from ..io.si_recording import electrode_ids_of
 
     if recording.has_probe():
         return recording

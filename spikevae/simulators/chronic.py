@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpikevaeError
+from ..errors import SpikevaeError
 from .simulation import TEMPLATE_SAMPLES, TEMPLATE_TROUGH
 
 SERIES_FILE = "series.json"

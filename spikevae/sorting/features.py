@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from .errors import SpikevaeError
+from ..errors import SpikevaeError
 from .model import VAEConfig
-from .store import groups
+from ..io.store import groups
 from .train import TrainedModel, encode, fit
 
 if TYPE_CHECKING:

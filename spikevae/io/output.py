@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from filelock import FileLock, Timeout
 
-from . import __version__
-from .errors import SpikevaeError
+from .. import __version__
+from ..errors import SpikevaeError
 from .reader import TICKS_PER_SECOND
 
 if TYPE_CHECKING:
-    from .metrics import UnitTable
-    from .spikes import Spikes
+    from ..sorting.metrics import UnitTable
+    from ..sorting.spikes import Spikes
     from .store import SpikeStore
 
 UNIT_COLUMNS = ("unit", "electrode_id", "n_spikes", "firing_rate_hz", "amplitude_uv", "snr",
@@ -375,7 +375,7 @@ class Result:
     @property
     def config(self):
         """The SortConfig the result was sorted with."""
-        from .config import SortConfig
+        from ..config import SortConfig
 
         return SortConfig.from_dict(self.run["config"])
 
@@ -400,7 +400,7 @@ def load_result(folder) -> Result:
 
 def _inconsistent(spikes: dict, units: list[dict], run: dict) -> str | None:
     """What in a result's files contradicts the rest (a hand edit, another version's result)."""
-    from .config import SortConfig
+    from ..config import SortConfig
 
     try:
         SortConfig.from_dict(run["config"])

@@ -15,8 +15,8 @@ import numpy as np
 from scipy import ndimage, signal
 
 from .groundtruth import GroundTruth, ground_truth_path
-from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
-from .spikes import MAD_TO_SD
+from ..io.nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
+from ..sorting.spikes import MAD_TO_SD
 
 FS = TICKS_PER_SECOND
 TEMPLATE_SAMPLES = 64
@@ -319,8 +319,8 @@ def cut_online(recording, out, *, band_hz=(250.0, 5000.0), threshold: float = 4.
     −``threshold`` × each electrode's robust noise SD (of its first 10 s), ``n_samples`` cut
     from ``pre`` before the crossing (Central's defaults), no new crossing inside a cut
     window. Timestamps are the crossing's tick; no unit classification. Returns the count."""
-    from .nev import write_nev
-    from .reader import open_recording
+    from ..io.nev import write_nev
+    from ..io.reader import open_recording
 
     rec = open_recording(recording)
     sos = signal.butter(4, band_hz, btype="bandpass", fs=FS, output="sos")
@@ -355,5 +355,5 @@ def cut_online(recording, out, *, band_hz=(250.0, 5000.0), threshold: float = 4.
     ticks, electrode, waveforms = np.concatenate(ticks), np.concatenate(electrode), np.concatenate(waveforms)
     order = np.argsort(ticks, kind="stable")
     write_nev(out, ticks[order], electrode[order], np.zeros(len(ticks), np.int64), waveforms[order],
-              rec.electrode_ids, thresholds_uv=level, band_hz=band_hz, comment="spikevae.simulation.cut_online")
+              rec.electrode_ids, thresholds_uv=level, band_hz=band_hz, comment="spikevae.simulators.simulation.cut_online")
     return len(ticks)

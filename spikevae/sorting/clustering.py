@@ -18,8 +18,8 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
 from .parallel import map_electrodes
-from .params import ClusterParams
-from .store import groups
+from ..params import ClusterParams
+from ..io.store import groups
 
 UNSORTED = -1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpikevaeError
+from ..errors import SpikevaeError
 from .reader import TICKS_PER_SECOND, Continuous, Segment, parse_channels
 
 

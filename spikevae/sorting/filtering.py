@@ -18,8 +18,8 @@ from typing import Iterator
 import numpy as np
 from scipy import fft, signal
 
-from .errors import SpikevaeError
-from .reader import Recording
+from ..errors import SpikevaeError
+from ..io.reader import Recording
 
 
 def design_bandpass(lo_hz: float, hi_hz: float, order: int, fs: float) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import toeplitz
 
-from .params import SHRINKAGE
+from ..params import SHRINKAGE
 
 
 

@@ -30,7 +30,7 @@ def read_cmp(path) -> tuple[dict[int, tuple[int, int]], float | None]:
     column, row, bank letter, pin and label after free-text header lines; the id is
     (bank − 1) × 32 + pin, as Central numbers channels. Also the sites' pitch in µm when a
     header line states it ("pitch 50 um", "electrode spacing: 50 µm"), else None."""
-    from .errors import SpikevaeError
+    from ..errors import SpikevaeError
 
     sites, pitch = {}, None
     try:

@@ -31,8 +31,8 @@ from scipy import ndimage
 
 from .clustering import UNSORTED
 from .metrics import l_ratio
-from .params import QualityParams
-from .store import groups
+from ..params import QualityParams
+from ..io.store import groups
 
 if TYPE_CHECKING:
     from .spikes import Spikes

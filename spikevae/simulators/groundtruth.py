@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .errors import SpikevaeError
+from ..errors import SpikevaeError
 
 MATCH_TICKS = 12          # ±0.4 ms at 30 kHz
 MATCH_SCORE = 0.5

@@ -26,8 +26,8 @@ from sklearn.mixture import GaussianMixture
 
 from .clustering import UNSORTED, posterior_overlap, principal_space
 from .parallel import map_electrodes
-from .params import SplitParams
-from .store import groups
+from ..params import SplitParams
+from ..io.store import groups
 from .whitening import whitener
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .params import VAEConfig
+from ..params import VAEConfig
 
 
 class Encoder(nn.Module):

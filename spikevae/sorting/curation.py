@@ -30,9 +30,9 @@ import numpy as np
 from scipy import stats
 
 from .clustering import UNSORTED
-from .params import CurationParams
-from .reader import TICKS_PER_SECOND
-from .store import groups
+from ..params import CurationParams
+from ..io.reader import TICKS_PER_SECOND
+from ..io.store import groups
 
 if TYPE_CHECKING:
     from .spikes import Spikes

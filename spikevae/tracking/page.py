@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .tracking import Tracks
+    from .track import Tracks
 
 W, H, PAD = 220, 110, 6
 

@@ -18,12 +18,12 @@ import numpy as np
 from scipy import fft
 from scipy.ndimage import maximum_filter1d
 
-from .errors import SpikevaeError
+from ..errors import SpikevaeError
 from .filtering import BandpassFilter, Chunk
-from .params import DetectionParams, default_threshold
-from .reader import TICKS_PER_SECOND
+from ..params import DetectionParams, default_threshold
+from ..io.reader import TICKS_PER_SECOND
 from .spikes import MAD_TO_SD, NoiseEstimate
-from .store import SpikeStore, groups
+from ..io.store import SpikeStore, groups
 
 RAIL = 32000  # |raw int16| at or above this is treated as saturated
 INTERP_HALF = 8  # half-width in samples of the Lanczos kernel that resamples waveforms

@@ -25,10 +25,10 @@ import numpy as np
 from scipy import signal
 
 from .groundtruth import GroundTruth, ground_truth_path
-from .nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
+from ..io.nsx_writer import TICKS_PER_SECOND, NsxWriter, utah_channels
 from .simulation import TEMPLATE_SAMPLES, TEMPLATE_TROUGH, similar_neighbours, slow_beside_fast
-from .spikes import MAD_TO_SD
-from .utah import grid_positions
+from ..sorting.spikes import MAD_TO_SD
+from ..io.utah import grid_positions
 
 FS = TICKS_PER_SECOND
 MS_BEFORE, MS_AFTER = 1.5, 3.0
