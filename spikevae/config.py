@@ -5,11 +5,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from .errors import SpikevaeError
 from .params import (ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams, VAEConfig,
-                     default_mixed_ratio, default_split_ratio, default_threshold, setting)
-
-
-def _at_least(lo):
-    return lambda v, _: v is None or v >= lo
+                     at_least, default_mixed_ratio, default_split_ratio, default_threshold, setting)
 
 
 @dataclass
@@ -19,7 +15,7 @@ class SortConfig:
                                            type=float, nargs=2, metavar="LO HI")
     filter_order: int = setting(4, "--filter-order", "Butterworth order (per pass).", type=int)
     gap_tolerance_ms: float = setting(  # PTP files: gaps up to this are not pauses
-        1.0, "--gap-tolerance-ms", check=_at_least(0), want=">= 0", on_cli=False)
+        1.0, "--gap-tolerance-ms", check=at_least(0), want=">= 0", on_cli=False)
     features: str = "vae"                  # vae, pca, ae or vae-plain (each command's own --features)
     pca_components: int = setting(3, "--pca-components", check=lambda v, c: 1 <= v <= c.detection.n_samples,
                                   want=lambda c: f"within 1..{c.detection.n_samples} (the waveform's samples)",
@@ -28,11 +24,11 @@ class SortConfig:
     seed: int = setting(0, "--seed", "Makes CPU runs reproducible bit for bit.", type=int,
                         check=lambda v, _: 0 <= v < 2**32, want="within 0..2^32-1")
     workers: int | None = setting(  # processes for clustering and split; None = parallel.pool_size's choice
-        None, "--workers", check=_at_least(1), want=">= 1", on_cli=False)
+        None, "--workers", check=at_least(1), want=">= 1", on_cli=False)
     threads: int | None = setting(  # PyTorch CPU threads; None = parallel.torch_threads's choice
         None, "--threads", "PyTorch threads for training and encoding on the CPU; on a machine others are using, 1 "
         "is faster (benchmarks/RESULTS.md, \"Training threads\"). The exact bits of a sort depend on it.", type=int,
-        check=_at_least(1), want=">= 1", shown="the cores this process may use, divided among batch jobs")
+        check=at_least(1), want=">= 1", shown="the cores this process may use, divided among batch jobs")
     electrode_map: str | None = None       # Blackrock .cmp placing the electrodes; None = the Utah grid (--map)
     pitch_um: float | None = setting(      # the map's site spacing; None = as the map states, else 400
         None, "--pitch-um", "Spacing in µm of adjacent sites of the --map file.", type=float,

@@ -27,8 +27,13 @@ def setting(default, flag: str, help: str = "", *, check=None, want="", shown: s
                                             "shown": shown, "on_cli": on_cli, "click": click})
 
 
-def _within(lo, hi):
+def within(lo, hi):
     return lambda v, _: lo <= v <= hi
+
+
+def at_least(lo):
+    """A check for an optional setting: unset (None) or at least ``lo``."""
+    return lambda v, _: v is None or v >= lo
 
 
 def default_threshold(band_hz) -> float:
@@ -79,12 +84,12 @@ class VAEConfig:
     anneal_fraction: float = 0.8  # share of the steps over which C rises linearly from 0 to c_max
     variational: bool = True   # False: z = μ, no KL term (the plain AE)
     steps: int = setting(      # optimiser steps, whatever the data size: longer training over-splits
-        90, "--steps", "Training steps (batches of {batch_size}).", type=int, check=_within(1, MAX_STEPS),
+        90, "--steps", "Training steps (batches of {batch_size}).", type=int, check=within(1, MAX_STEPS),
         want=f"within 1..{MAX_STEPS}")
     batch_size: int = 512
     lr: float = 1e-3           # Adam; the workshop's 1e-2 destabilised training
     max_train: int = setting(60_000, "--max-train", "Most waveforms used for training (balanced across electrodes).",
-                             type=int, check=_within(MIN_TRAIN_SPIKES, MAX_TRAIN),
+                             type=int, check=within(MIN_TRAIN_SPIKES, MAX_TRAIN),
                              want=f"within {MIN_TRAIN_SPIKES}..{MAX_TRAIN}")
     val_fraction: float = 0.1
     whiten: bool = True        # input whitened by its electrode's noise (whitening.py); False: SD units only

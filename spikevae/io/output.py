@@ -20,6 +20,7 @@ import shutil
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -372,9 +373,9 @@ class Result:
     def duration_s(self) -> float:
         return self.input["duration_s"]
 
-    @property
+    @cached_property
     def config(self):
-        """The SortConfig the result was sorted with."""
+        """The SortConfig the result was sorted with (parsed from run.json once)."""
         from ..config import SortConfig
 
         return SortConfig.from_dict(self.run["config"])

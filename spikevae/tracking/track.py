@@ -31,8 +31,10 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import expit
 
 from ..errors import SpikevaeError
-from ..params import TrackParams
+from ..io.output import check_out, load_result, staged_folder
 from ..io.reader import TICKS_PER_SECOND, file_checksum
+from ..params import TrackParams
+from ..progress import Reporter
 
 FEATURES = ("latent", "shape", "amplitude", "isi", "rate", "gap")
 ISI_EDGES_S = np.logspace(-3, 1, 25)  # 1 ms to 10 s, log-spaced
@@ -65,17 +67,15 @@ class SessionUnits:
 
 def summarise(result) -> SessionUnits:
     """Read one result folder and reduce its units to their summaries."""
-    from ..io.output import load_result
-
     res = load_result(result)
     spikes, units = res.spikes, res.units
     latent = spikes["latent"]
-    unit_of = spikes["unit"]
-    order = np.argsort(unit_of, kind="stable")
+    order = np.argsort(spikes["unit"], kind="stable")
+    by_unit = spikes["unit"][order]  # sorted once; each unit's spikes are one run of it
     k, d = len(units), latent.shape[1] if latent.ndim == 2 else 0
     mean, sd, isi = np.zeros((k, d)), np.zeros((k, d)), np.zeros((k, len(ISI_EDGES_S) - 1))
     for i, u in enumerate(units):
-        rows = order[np.searchsorted(unit_of[order], u["unit"]):np.searchsorted(unit_of[order], u["unit"], "right")]
+        rows = order[np.searchsorted(by_unit, u["unit"]):np.searchsorted(by_unit, u["unit"], "right")]
         z = np.asarray(latent[rows], np.float64)
         mean[i], sd[i] = z.mean(axis=0), z.std(axis=0)
         gaps = np.diff(np.sort(spikes["timestamp"][rows])) / TICKS_PER_SECOND
@@ -301,9 +301,6 @@ def track(results, out, overwrite: bool = False, waveforms_only: bool = False, p
           reporter=None) -> Tracks:
     """Track units over ``results`` (result folders, or a batch folder) and write ``tracks.csv``,
     ``tracks.json`` and ``tracks.html`` into the folder ``out``. See the module's docstring."""
-    from ..io.output import check_out, staged_folder
-    from ..progress import Reporter
-
     rep = reporter or Reporter(quiet=True)
     p = params or TrackParams()
     paths = track_inputs(results)
