@@ -24,29 +24,45 @@ from pathlib import Path
 import numpy as np
 
 from spikevae.config import SortConfig
+from spikevae.sorting.clustering import cluster_recording
 from spikevae.sorting.detection import detect
 from spikevae.sorting.features import make_features
 from spikevae.sorting.filtering import BandpassFilter
 from spikevae.simulators.groundtruth import MATCH_SCORE, GroundTruth, match_counts, score
-from spikevae.pipeline import embed, label_units
+from spikevae.pipeline import embed, label_units, refine_units
 from spikevae.progress import Reporter
 from spikevae.io.reader import open_recording
 from spikevae.sorting.spikes import Spikes
 from spikevae.sorting.train import pick_device
 
-from ceiling import ceiling, spike_truth
+from ceiling import NOISE, ceiling, spike_truth, truth_started_units
 from harness import add_recording_options, bands, recordings, variant, write_json
 
 
-def sort_features(found, rec, cfg: SortConfig, rep: Reporter) -> tuple[np.ndarray, list[str], dict, np.ndarray]:
+def sort_features(spikes: Spikes, cfg: SortConfig, rep: Reporter
+                  ) -> tuple[np.ndarray, list[str], dict, np.ndarray, np.ndarray]:
     """Unit of every detected spike with ``cfg.features``, each unit's quality label, seconds of
-    training and clustering, and the features."""
-    spikes = Spikes.detected(found, rec.electrode_ids, [(s.start_tick, s.n_samples) for s in rec.segments])
+    training and clustering, the features and the clustering space."""
     extractor = make_features(cfg.features, cfg.vae, pick_device(cfg.device), cfg.seed, cfg.pca_components)
     features = np.zeros((spikes.n, extractor.dim), np.float32)
     seconds = embed(extractor, spikes, features, rep)
-    unit, table, _ = label_units(spikes, features, cfg, rep, seconds=seconds)
-    return unit, [r["quality"] for r in table.rows], seconds, features
+    unit, table, space = label_units(spikes, features, cfg, rep, seconds=seconds)
+    return unit, [r["quality"] for r in table.rows], seconds, features, space
+
+
+def sorted_from_truth(spikes: Spikes, features: np.ndarray, space: np.ndarray, el: np.ndarray, truth: np.ndarray,
+                      cfg: SortConfig, gt: GroundTruth, rep: Reporter) -> dict:
+    """Well-detected units of the sort's later steps after a mixture started from the true units
+    (``from_truth``), and of the whole sort without the detected events that are no true unit's
+    (``without_non_unit``; isolation still measured against them in ``space``)."""
+    ts = spikes.timestamp
+    start = truth_started_units(space, el, truth, cfg.cluster.min_spikes)
+    out = {"from_truth": score(gt, ts, refine_units(start, space, spikes, cfg, rep)[0]).well_detected}
+    keep = np.flatnonzero(truth != NOISE)
+    start = np.full(spikes.n, -1, np.int64)
+    start[keep] = cluster_recording(features[keep], spikes.electrode[keep], cfg.cluster, cfg.seed)[0]
+    out["without_non_unit"] = score(gt, ts, refine_units(start, space, spikes, cfg, rep)[0]).well_detected
+    return out
 
 
 def good_units(gt: GroundTruth, timestamps: np.ndarray, unit: np.ndarray, quality: list[str]) -> dict:
@@ -69,7 +85,8 @@ def main():
                          "pca+cluster.merge_overlap=0.5, vae+detection.threshold=4.5")
     ap.add_argument("--sort-seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--no-ceiling", dest="ceiling", action="store_false",
-                    help="skip each feature space's ceiling (ceiling.py: label-knowing kNN and QDA)")
+                    help="skip each feature space's ceilings (ceiling.py: label-knowing kNN and QDA, and "
+                         "the sort started from the true units)")
     args = ap.parse_args()
     rep = Reporter(quiet=True)
     rows = []
@@ -87,23 +104,28 @@ def main():
                 work = Path(tempfile.mkdtemp(dir=case.work))
                 try:
                     found = detect(BandpassFilter(rec, *band, base.filter_order), detection, work)
+                    spikes = Spikes.detected(found, rec.electrode_ids,
+                                             [(s.start_tick, s.n_samples) for s in rec.segments])
                     ts = found.store.column("timestamp")
                     el = rec.electrode_ids[np.asarray(found.store.column("electrode"))]
                     truth = spike_truth(case.gt, ts, el) if args.ceiling else None
                     for spec, sort_seed, cfg in cfgs:
                         if cfg.detection != detection:
                             continue
-                        unit, quality, sec, features = sort_features(found, rec, cfg, rep)
+                        unit, quality, sec, features, space = sort_features(spikes, cfg, rep)
                         s = {**score(case.gt, ts, unit).summary(case.gt.unit_snr),
-                             **good_units(case.gt, ts, unit, quality),
-                             **(ceiling(features, el, truth, case.gt, seed=sort_seed) if args.ceiling else {})}
+                             **good_units(case.gt, ts, unit, quality)}
+                        if args.ceiling:
+                            s.update(ceiling(features, el, truth, case.gt, seed=sort_seed))
+                            s.update(sorted_from_truth(spikes, features, space, el, truth, cfg, case.gt, rep))
                         rows.append({**case.key, "band_hz": list(band), "features": spec, "sort_seed": sort_seed,
                                      "seconds": {k: round(v, 2) for k, v in sec.items()}, **s})
                         print(f"{case.family:14s} {case.setting:8s} {case.seed:4d} {band[0]:g}-{band[1]:g} Hz "
                               f"{spec:24s} s{sort_seed} true={s['true_units']:3d} well={s['well_detected']:3d} "
                               f"acc={s['mean_accuracy']:.3f} fp={s['false_positive_units']:3d} "
                               f"units={s['sorted_units']:3d} good={s['good_matching']}/{s['good_units']} "
-                              + (f"ceiling knn={s['knn']} qda={s['qda']} " if args.ceiling else "")
+                              + (f"ceiling knn={s['knn']} qda={s['qda']} from-truth={s['from_truth']} "
+                                 f"without-non-unit={s['without_non_unit']} " if args.ceiling else "")
                               + f"{sum(sec.values()):6.1f}s", flush=True)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)

@@ -5,8 +5,8 @@ own module and each timed in run.json's "seconds":
     → embed (features: β-VAE or a baseline) → cluster (clustering) → split (splitting)
     → curate (curation) → measure (metrics) → label (quality) → write (output)
 
-``embed`` and ``label_units`` (cluster to label) are the steps after detection; they take a
-``spikes.Spikes``, which ``compare`` rebuilds from a result folder."""
+``embed`` and ``label_units`` (cluster, then ``refine_units``: split to label) are the steps
+after detection; they take a ``spikes.Spikes``, which ``compare`` rebuilds from a result folder."""
 from __future__ import annotations
 
 import platform
@@ -64,20 +64,30 @@ def embed(extractor, spikes: Spikes, out: np.ndarray, rep: Reporter) -> dict:
 
 def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, *, seconds: dict | None = None
                 ) -> tuple[np.ndarray, UnitTable, np.ndarray]:
-    """Cluster every electrode in ``features``, split look-alikes, curate the units, measure
-    them and label their quality (``noise`` left unsorted); each step's time into ``seconds``.
-    Returns the units, their table and every spike's clustering-space coordinates."""
+    """Cluster every electrode in ``features``, then ``refine_units``; each step's time into
+    ``seconds``. Returns the units, their table and every spike's clustering-space coordinates."""
     seconds = {} if seconds is None else seconds
-    electrode = spikes.electrode
-    n_el = len(np.unique(electrode)) if len(electrode) else 0
-    workers = pool_size(cfg.workers, n_el)
+    n_el = len(np.unique(spikes.electrode)) if spikes.n else 0
     t0 = time.perf_counter()
     with rep.bar("cluster", n_el, unit="electrode") as up:
-        unit, space = cluster_recording(features, electrode, cfg.cluster, cfg.seed, progress=up, workers=workers)
-    t0 = _timed(seconds, "cluster", t0)
+        unit, space = cluster_recording(features, spikes.electrode, cfg.cluster, cfg.seed, progress=up,
+                                        workers=pool_size(cfg.workers, n_el))
+    _timed(seconds, "cluster", t0)
+    unit, table = refine_units(unit, space, spikes, cfg, rep, seconds=seconds)
+    return unit, table, space
+
+
+def refine_units(unit: np.ndarray, space: np.ndarray, spikes: Spikes, cfg: SortConfig, rep: Reporter, *,
+                 seconds: dict | None = None) -> tuple[np.ndarray, UnitTable]:
+    """Split look-alikes among clustered ``unit``s, curate them, measure them and label their
+    quality (``noise`` left unsorted, isolation measured in ``space``); each step's time into
+    ``seconds``. Apart from ``label_units`` so that a benchmark can start it from known units."""
+    seconds = {} if seconds is None else seconds
+    n_el = len(np.unique(spikes.electrode)) if spikes.n else 0
+    t0 = time.perf_counter()
     if cfg.split.enabled:
         with rep.bar("split", n_el, unit="electrode") as up:
-            unit = split_units(unit, spikes, cfg.split, cfg.seed, progress=up, workers=workers)
+            unit = split_units(unit, spikes, cfg.split, cfg.seed, progress=up, workers=pool_size(cfg.workers, n_el))
     t0 = _timed(seconds, "split", t0)
     unit = curate(unit, spikes, cfg.curation)
     t0 = _timed(seconds, "curate", t0)
@@ -88,7 +98,7 @@ def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, *, sec
     for row, q in zip(table.rows, quality):
         row.update(q)
     _timed(seconds, "label", t0)
-    return unit, table, space
+    return unit, table
 
 
 def _timed(seconds: dict, step: str, since: float) -> float:
