@@ -19,11 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from spikevae.io.reader import open_recording
 from spikevae.io.utah import grid_positions
 
 
 def run_peer(name: str, path: Path, band, work: Path, n_jobs: int = 1):
-    """Spike timestamps (30 kHz ticks from the segment start) and unit labels of one peer sort."""
+    """Spike timestamps (ticks of the file's 30 kHz clock) and unit labels of one peer sort. A file
+    with pauses is sorted as its segments joined end to end (MountainSort5 takes one segment
+    only), and each spike is put back at its segment's start tick."""
     import probeinterface
     import spikeinterface as si
     import spikeinterface.extractors as se
@@ -36,13 +39,20 @@ def run_peer(name: str, path: Path, band, work: Path, n_jobs: int = 1):
     probe.set_contacts(positions=grid_positions(ids), shapes="circle", shape_params={"radius": 20})
     probe.set_device_channel_indices(np.arange(len(ids)))
     rec.set_probe(probe)
+    starts = [s.start_tick for s in open_recording(path).segments]
+    lengths = [rec.get_num_samples(i) for i in range(rec.get_num_segments())]
+    if len(lengths) != len(starts):
+        raise RuntimeError(f"{path.name}: SpikeInterface reads {len(lengths)} segments, spikevae {len(starts)}")
+    if len(lengths) > 1:
+        rec = si.concatenate_recordings([rec.select_segments([i]) for i in range(len(lengths))])
     params = {"mountainsort5": dict(freq_min=band[0], freq_max=band[1], scheme="1"),
               "tridesclous2": dict(freq_min=band[0], freq_max=band[1])}[name]
     sorting = ss.run_sorter(name, rec, folder=work / name, remove_existing_folder=True, verbose=False, **params)
     ts, units = [], []
     for u in sorting.get_unit_ids():
-        st = sorting.get_unit_spike_train(u)
-        ts.append(st)
+        st = sorting.get_unit_spike_train(u).astype(np.int64)
+        seg = np.searchsorted(np.cumsum(lengths), st, side="right")
+        ts.append(st - np.r_[0, np.cumsum(lengths)][seg] + np.asarray(starts)[seg])
         units.append(np.full(len(st), len(units)))
     return (np.concatenate(ts) if ts else np.zeros(0, np.int64)), (np.concatenate(units) if units else np.zeros(0))
 
