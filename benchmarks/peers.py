@@ -48,11 +48,12 @@ def run_peer(name: str, path: Path, band, work: Path, n_jobs: int = 1):
     params = {"mountainsort5": dict(freq_min=band[0], freq_max=band[1], scheme="1"),
               "tridesclous2": dict(freq_min=band[0], freq_max=band[1])}[name]
     sorting = ss.run_sorter(name, rec, folder=work / name, remove_existing_folder=True, verbose=False, **params)
+    ends = np.cumsum(lengths)  # of each segment, in the joined recording's samples
+    shift = np.asarray(starts) - (ends - np.asarray(lengths))
     ts, units = [], []
     for u in sorting.get_unit_ids():
         st = sorting.get_unit_spike_train(u).astype(np.int64)
-        seg = np.searchsorted(np.cumsum(lengths), st, side="right")
-        ts.append(st - np.r_[0, np.cumsum(lengths)][seg] + np.asarray(starts)[seg])
+        ts.append(st + shift[np.searchsorted(ends, st, side="right")])
         units.append(np.full(len(st), len(units)))
     return (np.concatenate(ts) if ts else np.zeros(0, np.int64)), (np.concatenate(units) if units else np.zeros(0))
 
