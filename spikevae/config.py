@@ -68,16 +68,23 @@ class SortConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SortConfig":
-        """The inverse of ``to_dict`` (a run.json's "config"); sections a result predates take
-        their defaults, except the split step, which such results ran without."""
+    def from_dict(cls, d: dict, *, result: bool = True) -> "SortConfig":
+        """The inverse of ``to_dict``. Settings missing from ``d`` take their defaults, except in a
+        result's run.json "config" (``result``), where the split settings take what the result
+        ran with: no split step before there was one, and no split of pieces of near-equal
+        trough before ``min_alike_spikes``."""
         c = dict(d)
         c["band_hz"] = tuple(c["band_hz"])
         sections = {"detection": DetectionParams, "vae": VAEConfig, "cluster": ClusterParams,
                     "curation": CurationParams, "quality": QualityParams}
         for key, kind in sections.items():
             c[key] = kind(**c.get(key, {}))
-        c["split"] = SplitParams(**c["split"]) if "split" in c else SplitParams(enabled=False)
+        if not result:
+            c["split"] = SplitParams(**c.get("split", {}))
+        elif "split" in c:
+            c["split"] = SplitParams(**{"min_alike_spikes": None, **c["split"]})
+        else:
+            c["split"] = SplitParams(enabled=False)
         return cls(**c)
 
     def waveform_settings(self) -> dict:

@@ -112,9 +112,9 @@ class ClusterParams:
 
 
 def default_split_ratio(band_hz) -> float:
-    """Least ratio of the two pieces' median troughs for the band: a narrow band leaves too
-    little shape to split look-alikes of near-equal trough, a wide one with sub-sample
-    alignment does (RESULTS.md, "Look-alike split")."""
+    """Least ratio of the two pieces' median troughs for the band, for pieces that the shape
+    test does not split: a narrow band leaves too little shape to split small look-alikes of
+    near-equal trough, a wide one with sub-sample alignment does (RESULTS.md, "Look-alike split")."""
     return 1.2 if band_hz[1] <= 1000 else 1.05
 
 
@@ -128,6 +128,8 @@ class SplitParams:
     max_fit: int = 2_000
     shrinkage: float = SHRINKAGE       # added to the noise covariance's eigenvalues, × their mean
     covariance: str = "tied"           # of the two pieces (RESULTS.md, "Look-alike split")
+    min_alike_spikes: int | None = 50  # fitted spikes each piece of near-equal trough needs (None: never split)
+    min_shape_dprime: float = 1.5      # and their shapes' separation beyond amplitude and alignment
     enabled: bool = True
 
 

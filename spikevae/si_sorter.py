@@ -36,7 +36,7 @@ def _defaults() -> dict:
 def config_from_params(params: dict) -> SortConfig:
     """The ``SortConfig`` that sorter parameters ask for; a section's unknown field is named."""
     try:
-        return SortConfig.from_dict({**params, "split": params.get("split") or {}})
+        return SortConfig.from_dict({**params, "split": params.get("split") or {}}, result=False)
     except TypeError as e:
         raise SpikevaeError(f"spikevae sorter parameters: {e}") from None
 

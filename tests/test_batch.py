@@ -1,6 +1,7 @@
 """batch: a shared model, resumable sessions, failures kept apart, on Dask."""
 import csv
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -180,6 +181,13 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
     for row in rows:  # a skipped session keeps its sort's time and its sorted (not detected) spikes
         run = spikevae.load_result(tmp_path / "b" / f"{row['session']}.spikevae")["run"]
         assert float(row["seconds"]) > 0 and int(row["spikes"]) == run["counts"]["sorted"] < run["counts"]["kept"]
+    # a result sorted before pieces of near-equal trough could be split ran without that rule
+    run_json = tmp_path / "b" / "day0.spikevae" / "run.json"
+    run = json.loads(run_json.read_text())
+    del run["config"]["split"]["min_alike_spikes"]
+    run_json.write_text(json.dumps(run))
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
+    assert r.exit_code == 1 and "1 session(s)" in r.output and "split.min_alike_spikes None → 50" in r.output, r.output
 
 
 def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):

@@ -46,13 +46,33 @@ def test_two_lookalikes_in_one_unit_are_split_but_one_jittered_neuron_is_not(ban
     assert max(np.mean(unit == truth), np.mean(unit != truth)) > 0.85
 
     # Trough alignment off by up to a sample either way: BIC alone cuts this neuron in three
-    # pieces (289, 143 and 168 spikes with min_amplitude_ratio=1); their equal troughs keep it whole.
+    # pieces (289, 143 and 168 spikes with min_amplitude_ratio=1); their equal troughs, and
+    # shapes that differ only along the mean's time derivative, keep it whole.
     one = np.stack([10 * _template(shift=s) for s in rng.uniform(-1, 1, big + small)]) + noise
     kept = split_units(np.zeros(len(one), int), as_spikes(one, autocorr=autocorr), params)
     assert (kept == 0).all()
     off = split_units(np.zeros(len(wf), int), as_spikes(wf, autocorr=autocorr),
                       dataclasses.replace(params, enabled=False))
     assert (off == 0).all()
+
+
+@pytest.mark.parametrize("band", [(250, 750), (250, 7500)])
+def test_two_neurons_of_equal_trough_and_different_shape_are_split_when_both_have_the_spikes(band):
+    params = SortConfig(band_hz=band).split
+    rng = np.random.default_rng(1)
+    noise, ac = band_noise(rng, 600)
+    wf = np.concatenate([10 * _template() * rng.lognormal(0, 0.05, (300, 1)),
+                         10 * _template(1.3) * rng.lognormal(0, 0.05, (300, 1))]) + noise
+    truth = np.r_[np.zeros(300), np.ones(300)]
+    unit = split_units(np.zeros(600, int), as_spikes(wf, autocorr={0: ac}), params)
+    assert len(np.unique(unit)) == 2 and max(np.mean(unit == truth), np.mean(unit != truth)) > 0.9
+    # equal troughs alone never split them (the rule before min_alike_spikes)
+    alike = dataclasses.replace(params, min_alike_spikes=10**9)
+    assert (split_units(np.zeros(600, int), as_spikes(wf, autocorr={0: ac}), alike) == 0).all()
+    # nor do they when one piece has fewer spikes than min_alike_spikes
+    few = np.r_[np.arange(300), 300 + np.arange(params.min_alike_spikes - 10)]
+    unit = split_units(np.zeros(len(few), int), as_spikes(wf[few], autocorr={0: ac}), params)
+    assert (unit == 0).all()
 
 
 def test_a_small_lookalike_pair_is_split_with_the_pieces_sharing_a_covariance():

@@ -1,21 +1,29 @@
-"""After clustering: split units that hold two look-alike neurons of different size.
+"""After clustering: split units that hold two neurons of one electrode.
 
 Two neurons on one electrode with nearly the same shape (mean waveforms correlating at
 0.96–0.99) and troughs 10–40 % apart land in one cluster of the feature space: the β-VAE,
 trained on every electrode at once, and PCA both spend their few dimensions on the shapes
-that differ between electrodes. The difference is still in the waveforms, but hidden by the
-band-passed noise, which is strongly correlated from sample to sample. So each unit is
-tested again in its own space: its waveforms whitened by the electrode's noise
-autocorrelation, reduced to ``n_dims`` principal axes, and fitted with one Gaussian and
-with two that share one covariance (two look-alikes differ in their mean waveform, not in
-their noise; the shared covariance also costs BIC 6 fewer parameters, so small units can
-be split). The unit is split when BIC prefers two, the two overlap little (as in
-clustering's merge rule), each keeps ``min_spikes``, and their median troughs differ by
-at least ``min_amplitude_ratio``. The last condition keeps one neuron whole: whitening
-also brings out what is left of the jitter of trough alignment, which can cut one neuron
-into two halves of equal size that BIC alone would accept. Pieces are tested again, up to
-``max_units`` per unit.
-Burst pieces split here are rejoined by curation, which runs next.
+that differ between electrodes. So do two of equal trough and different shape when half an
+electrode's events are distant cells' hash, which takes most of the mixture's components.
+The difference is still in the waveforms, but hidden by the band-passed noise, which is
+strongly correlated from sample to sample. So each unit is tested again in its own space:
+its waveforms whitened by the electrode's noise autocorrelation, reduced to ``n_dims``
+principal axes, and fitted with one Gaussian and with two that share one covariance (two
+neurons of one electrode differ in their mean waveform, not in their noise; the shared
+covariance also costs BIC 6 fewer parameters, so small units can be split). The unit is
+split when BIC prefers two, the two overlap little (as in clustering's merge rule), each
+keeps ``min_spikes``, and either
+
+- their median troughs differ by at least ``min_amplitude_ratio``, or
+- each holds ``min_alike_spikes`` of the spikes fitted and their shapes differ by
+  ``min_shape_dprime`` beyond what one neuron's spikes vary by (``shape_dprime``).
+
+Whitening also brings out what is left of the jitter of trough alignment, which can cut
+one neuron into pieces that BIC alone would accept; such pieces differ along the mean
+waveform's time derivative, which ``shape_dprime`` leaves out. Pieces of fewer spikes are
+mostly a large unit's outliers (spikes overlapping another's, the tail of its amplitudes),
+which only a difference in size may split off. Pieces are tested again, up to ``max_units``
+per unit. Burst pieces split here are rejoined by curation, which runs next.
 """
 from __future__ import annotations
 
@@ -34,8 +42,24 @@ if TYPE_CHECKING:
     from .spikes import Spikes
 
 
-def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np.ndarray | None:
-    """Boolean mask of one of two groups in whitened waveforms ``x``, or None to keep them whole."""
+def shape_dprime(xa: np.ndarray, xb: np.ndarray, same: np.ndarray) -> float:
+    """How far apart two groups of whitened waveforms lie along the part of their mean
+    difference outside the span of ``same``'s rows (what one neuron's spikes vary along: its
+    mean waveform, for amplitude, and the mean's time derivative, for alignment), in SDs of
+    the groups' spread along it."""
+    q = np.linalg.qr(same.T)[0]
+    delta = xa.mean(axis=0) - xb.mean(axis=0)
+    rest = delta - q @ (q.T @ delta)
+    norm = np.linalg.norm(rest)
+    if norm == 0:
+        return 0.0
+    pa, pb = xa @ (rest / norm), xb @ (rest / norm)
+    return float(abs(pa.mean() - pb.mean()) / np.sqrt((pa.var() + pb.var()) / 2 + 1e-12))
+
+
+def _two_groups(x: np.ndarray, amp: np.ndarray, same: np.ndarray, p: SplitParams, seed: int) -> np.ndarray | None:
+    """Boolean mask of one of two groups in whitened waveforms ``x``, or None to keep them whole;
+    ``same`` as in ``shape_dprime``."""
     rng = np.random.default_rng(seed)
     fit = rng.choice(len(x), p.max_fit, replace=False) if len(x) > p.max_fit else np.arange(len(x))
     z = principal_space(x, p.n_dims, seed, fit)
@@ -50,6 +74,9 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, p: SplitParams, seed: int) -> np
     side = two.predict(z) == 1
     if min(side.sum(), (~side).sum()) < p.min_spikes:
         return None
+    if p.min_alike_spikes is not None and min(side[fit].sum(), (~side[fit]).sum()) >= p.min_alike_spikes \
+            and shape_dprime(x[side], x[~side], same) >= p.min_shape_dprime:
+        return side
     a, b = np.median(amp[side]), np.median(amp[~side])
     return side if max(a, b) >= p.min_amplitude_ratio * min(a, b) else None
 
@@ -71,7 +98,8 @@ def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarra
             m = todo.pop()
             if len(m) < 2 * params.min_spikes:
                 continue
-            side = _two_groups(x[m], amp[members[m]], params, seed)
+            mean = np.asarray(waveforms[members[m]], dtype=np.float64).mean(axis=0)
+            side = _two_groups(x[m], amp[members[m]], np.stack([mean, np.gradient(mean)]) @ w, params, seed)
             if side is None:
                 continue
             made += 1
