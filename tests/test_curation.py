@@ -50,6 +50,19 @@ def test_burst_followers_are_merged_and_independent_units_are_not():
     np.testing.assert_array_equal(merge_bursts(labels, t, wf, DURATION, p), labels)
 
 
+def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
+    # hash of the unit's shape that took 150 of its late burst spikes, beside 600 of its own
+    rng = np.random.default_rng(3)
+    big = poisson_ticks(rng)
+    followers = np.sort(rng.choice(big, 150, replace=False) + 120)
+    hash_ = poisson_ticks(rng, 10.0)
+    labels, t, wf = _electrode(rng, big, np.r_[followers, hash_], lambda s: s)
+    out = merge_bursts(labels, t, wf, DURATION, CurationParams())
+    assert (out[len(big):len(big) + 150] == 0).all()
+    late = out[len(big) + 150:] == 0   # the hash's own spikes that follow the unit by chance
+    assert late.mean() < 0.25 and (out[len(big) + 150:][~late] == 1).all()
+
+
 def test_units_at_the_threshold_are_left_unsorted_and_ids_renumbered():
     rng = np.random.default_rng(2)
     n = 300
