@@ -70,13 +70,15 @@ class SortConfig:
     @classmethod
     def from_dict(cls, d: dict, *, result: bool = True) -> "SortConfig":
         """The inverse of ``to_dict``. Settings missing from ``d`` take their defaults, except in a
-        result's run.json "config" (``result``), where the split settings take what the result
-        ran with: no split step before there was one, and no split of pieces of near-equal
-        trough before ``min_alike_spikes``."""
+        result's run.json "config" (``result``), where settings added since take what the result
+        ran with: no split step before there was one, no split of pieces of near-equal trough
+        before ``min_alike_spikes``, and a burst's whole cluster joined before ``followers_only``."""
         c = dict(d)
         c["band_hz"] = tuple(c["band_hz"])
         sections = {"detection": DetectionParams, "vae": VAEConfig, "cluster": ClusterParams,
                     "curation": CurationParams, "quality": QualityParams}
+        if result and "curation" in c:
+            c["curation"] = {"followers_only": False, **c["curation"]}
         for key, kind in sections.items():
             c[key] = kind(**c.get(key, {}))
         if not result:

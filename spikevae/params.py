@@ -144,6 +144,7 @@ class CurationParams:
     max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
     min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
     min_amplitude_ratio: float = 0.4   # the smaller's trough, as a share of the larger's
+    followers_only: bool = True        # of the smaller, only its followers join (RESULTS.md, "Burst followers")
     floor_ratio: float = FLOOR_RATIO   # a unit's median trough must reach this × the threshold
                                        # (RESULTS.md, "Curation floor")
 

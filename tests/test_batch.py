@@ -188,6 +188,11 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
     run_json.write_text(json.dumps(run))
     r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
     assert r.exit_code == 1 and "1 session(s)" in r.output and "split.min_alike_spikes None → 50" in r.output, r.output
+    run["config"]["split"]["min_alike_spikes"] = 50
+    del run["config"]["curation"]["followers_only"]  # before only a burst's followers joined its unit
+    run_json.write_text(json.dumps(run))
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
+    assert r.exit_code == 1 and "curation.followers_only False → True" in r.output, r.output
 
 
 def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):

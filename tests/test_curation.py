@@ -61,6 +61,8 @@ def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
     assert (out[len(big):len(big) + 150] == 0).all()
     late = out[len(big) + 150:] == 0   # the hash's own spikes that follow the unit by chance
     assert late.mean() < 0.25 and (out[len(big) + 150:][~late] == 1).all()
+    whole = merge_bursts(labels, t, wf, DURATION, dataclasses.replace(CurationParams(), followers_only=False))
+    assert set(whole) == {0}   # the former rule: the hash joins the unit with them
 
 
 def test_units_at_the_threshold_are_left_unsorted_and_ids_renumbered():

@@ -94,7 +94,7 @@ def drop_echoes(labels: np.ndarray, timestamps: np.ndarray, amplitude: np.ndarra
 def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarray, duration_s: float,
                  params: CurationParams) -> np.ndarray:
     """One electrode's labels with burst followers moved into their unit, best pair first: the
-    smaller cluster's spikes that follow the larger's, not the rest of it."""
+    smaller cluster's spikes that follow the larger's (all of it unless ``followers_only``)."""
     labels = labels.copy()
     while True:
         ids = np.unique(labels[labels != UNSORTED])
@@ -113,7 +113,9 @@ def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarr
         if best is None:
             return labels
         small = np.flatnonzero(labels == best[2])
-        labels[small[following(times[best[1]], timestamps[small], params.burst_lag_ms)]] = best[1]
+        if params.followers_only:
+            small = small[following(times[best[1]], timestamps[small], params.burst_lag_ms)]
+        labels[small] = best[1]
 
 
 def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams) -> np.ndarray:
