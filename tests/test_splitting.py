@@ -8,7 +8,8 @@ from spikevae.config import SortConfig
 from spikevae.sorting.detection import estimate_noise
 from spikevae.sorting.filtering import BandpassFilter
 from spikevae.io.reader import open_recording
-from spikevae.sorting.splitting import split_units
+from spikevae.sorting.splitting import _two_groups, split_units
+from spikevae.sorting.whitening import whitener
 
 from .conftest import as_spikes, band_noise
 
@@ -73,6 +74,22 @@ def test_two_neurons_of_equal_trough_and_different_shape_are_split_when_both_hav
     few = np.r_[np.arange(300), 300 + np.arange(params.min_alike_spikes - 10)]
     unit = split_units(np.zeros(len(few), int), as_spikes(wf[few], autocorr={0: ac}), params)
     assert (unit == 0).all()
+
+
+def test_a_piece_of_a_split_unit_loses_no_small_fragment_to_the_trough_ratio():
+    # 300 spikes and 30 of twice their size: a unit's first test splits them off by the trough
+    # ratio; a piece of a unit split before keeps them (a large unit's outliers, mostly)
+    params = SortConfig(band_hz=(250, 750)).split
+    rng = np.random.default_rng(0)
+    noise, ac = band_noise(rng, 330)
+    raw = np.concatenate([10 * _template() * rng.lognormal(0, 0.05, (300, 1)),
+                          20 * _template() * rng.lognormal(0, 0.05, (30, 1))]) + noise
+    w = whitener(ac, N, params.shrinkage)
+    mean = raw.mean(axis=0)
+    args = (raw @ w, np.abs(raw[:, 16]), np.stack([mean, np.gradient(mean)]) @ w, params, 0)
+    first = _two_groups(*args)
+    assert first is not None and sorted([first.sum(), (~first).sum()]) == [30, 300]
+    assert _two_groups(*args, again=True) is None
 
 
 def test_a_small_lookalike_pair_is_split_with_the_pieces_sharing_a_covariance():

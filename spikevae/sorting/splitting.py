@@ -22,8 +22,10 @@ Whitening also brings out what is left of the jitter of trough alignment, which 
 one neuron into pieces that BIC alone would accept; such pieces differ along the mean
 waveform's time derivative, which ``shape_dprime`` leaves out. Pieces of fewer spikes are
 mostly a large unit's outliers (spikes overlapping another's, the tail of its amplitudes),
-which only a difference in size may split off. Pieces are tested again, up to ``max_units``
-per unit. Burst pieces split here are rejoined by curation, which runs next.
+which only a difference in size may split off, and only at a unit's first test. Pieces are
+tested again, up to ``max_units`` per unit, but into pieces of ``min_alike_spikes`` only:
+once the first test has opened a unit, the second cuts off such outliers far more often
+than a third neuron. Burst pieces split here are rejoined by curation, which runs next.
 """
 from __future__ import annotations
 
@@ -57,9 +59,10 @@ def shape_dprime(xa: np.ndarray, xb: np.ndarray, same: np.ndarray) -> float:
     return float(abs(pa.mean() - pb.mean()) / np.sqrt((pa.var() + pb.var()) / 2 + 1e-12))
 
 
-def _two_groups(x: np.ndarray, amp: np.ndarray, same: np.ndarray, p: SplitParams, seed: int) -> np.ndarray | None:
+def _two_groups(x: np.ndarray, amp: np.ndarray, same: np.ndarray, p: SplitParams, seed: int,
+                again: bool = False) -> np.ndarray | None:
     """Boolean mask of one of two groups in whitened waveforms ``x``, or None to keep them whole;
-    ``same`` as in ``shape_dprime``."""
+    ``same`` as in ``shape_dprime``; ``again``: ``x`` is a piece of a unit split before."""
     rng = np.random.default_rng(seed)
     fit = rng.choice(len(x), p.max_fit, replace=False) if len(x) > p.max_fit else np.arange(len(x))
     z = principal_space(x, p.n_dims, seed, fit)
@@ -74,9 +77,11 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, same: np.ndarray, p: SplitParams
     side = two.predict(z) == 1
     if min(side.sum(), (~side).sum()) < p.min_spikes:
         return None
-    if p.min_alike_spikes is not None and min(side[fit].sum(), (~side[fit]).sum()) >= p.min_alike_spikes \
-            and shape_dprime(x[side], x[~side], same) >= p.min_shape_dprime:
+    large = p.min_alike_spikes is not None and min(side[fit].sum(), (~side[fit]).sum()) >= p.min_alike_spikes
+    if large and shape_dprime(x[side], x[~side], same) >= p.min_shape_dprime:
         return side
+    if again and p.min_alike_spikes is not None and not large:
+        return None
     a, b = np.median(amp[side]), np.median(amp[~side])
     return side if max(a, b) >= p.min_amplitude_ratio * min(a, b) else None
 
@@ -99,7 +104,8 @@ def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarra
             if len(m) < 2 * params.min_spikes:
                 continue
             mean = np.asarray(waveforms[members[m]], dtype=np.float64).mean(axis=0)
-            side = _two_groups(x[m], amp[members[m]], np.stack([mean, np.gradient(mean)]) @ w, params, seed)
+            side = _two_groups(x[m], amp[members[m]], np.stack([mean, np.gradient(mean)]) @ w, params, seed,
+                               again=pieces > 1)
             if side is None:
                 continue
             made += 1
