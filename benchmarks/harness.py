@@ -113,7 +113,7 @@ def recordings(args: argparse.Namespace) -> Iterator[Case]:
 def variant(base: SortConfig, spec: str, seed: int = 0) -> SortConfig:
     """``vae``, ``pca``, ... with changed settings of the network or of another section of
     ``SortConfig``: ``vae+latent_dim=12+steps=180``, ``pca+quality.noise_l_ratio=inf``,
-    ``vae+detection.threshold=4.5``."""
+    ``vae+detection.threshold=4.5``, ``vae+split.min_alike_spikes=none``."""
     name, *changes = spec.split("+")
     cfg = dataclasses.replace(base, features=name, seed=seed)
     for change in changes:
@@ -123,6 +123,8 @@ def variant(base: SortConfig, spec: str, seed: int = 0) -> SortConfig:
         current = getattr(old, key)
         if isinstance(current, bool):
             new = value.lower() in ("1", "true")
+        elif value.lower() == "none":
+            new = None
         else:
             new = float(value) if current is None else type(current)(value)
         cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(old, **{key: new})})
