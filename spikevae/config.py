@@ -7,6 +7,10 @@ from .errors import SpikevaeError
 from .params import (ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams, VAEConfig,
                      at_least, default_mixed_ratio, default_split_ratio, default_threshold, setting)
 
+# settings added since results were first written, with the value such results ran with (a
+# result with no split section ran without the split step)
+FORMER_SETTINGS = {"split": {"min_alike_spikes": None}, "curation": {"followers_only": False}}
+
 
 @dataclass
 class SortConfig:
@@ -75,18 +79,15 @@ class SortConfig:
         before ``min_alike_spikes``, and a burst's whole cluster joined before ``followers_only``."""
         c = dict(d)
         c["band_hz"] = tuple(c["band_hz"])
+        if result:
+            for key, before in FORMER_SETTINGS.items():
+                if key in c:
+                    c[key] = {**before, **c[key]}
+            c.setdefault("split", {"enabled": False})
         sections = {"detection": DetectionParams, "vae": VAEConfig, "cluster": ClusterParams,
-                    "curation": CurationParams, "quality": QualityParams}
-        if result and "curation" in c:
-            c["curation"] = {"followers_only": False, **c["curation"]}
+                    "split": SplitParams, "curation": CurationParams, "quality": QualityParams}
         for key, kind in sections.items():
             c[key] = kind(**c.get(key, {}))
-        if not result:
-            c["split"] = SplitParams(**c.get("split", {}))
-        elif "split" in c:
-            c["split"] = SplitParams(**{"min_alike_spikes": None, **c["split"]})
-        else:
-            c["split"] = SplitParams(enabled=False)
         return cls(**c)
 
     def waveform_settings(self) -> dict:

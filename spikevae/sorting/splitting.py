@@ -89,21 +89,22 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, same: np.ndarray, p: SplitParams
 def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarray, autocorr: np.ndarray | None,
                     params: SplitParams, seed: int = 0) -> np.ndarray:
     """Split the units of one electrode: per spike, 0 where its unit stays, or k when it went
-    to the k-th new piece (numbered in the order the pieces were made). One unit's whitened
-    waveforms are in memory at a time."""
+    to the k-th new piece (numbered in the order the pieces were made). One unit's waveforms,
+    as they are and whitened, are in memory at a time."""
     piece = np.zeros(len(lab), np.int64)
     w = whitener(autocorr, waveforms.shape[1], params.shrinkage)
     amp = np.abs(np.asarray(amplitude))
     made = 0
     for u in np.unique(lab[lab != UNSORTED]):
         members = np.flatnonzero(lab == u)
-        x = np.asarray(waveforms[members], dtype=np.float64) @ w
+        raw = np.asarray(waveforms[members], dtype=np.float64)
+        x = raw @ w
         todo, pieces = [np.arange(len(members))], 1
         while todo and pieces < params.max_units:
             m = todo.pop()
             if len(m) < 2 * params.min_spikes:
                 continue
-            mean = np.asarray(waveforms[members[m]], dtype=np.float64).mean(axis=0)
+            mean = raw[m].mean(axis=0)
             side = _two_groups(x[m], amp[members[m]], np.stack([mean, np.gradient(mean)]) @ w, params, seed,
                                again=pieces > 1)
             if side is None:
