@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from .errors import SpikevaeError
 from .params import (ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams, VAEConfig,
-                     at_least, default_mixed_ratio, default_split_ratio, default_threshold, setting)
+                     at_least, default_burst_ratio, default_mixed_ratio, default_split_ratio, default_threshold, setting)
 
 # settings added since results were first written, with the value such results ran with (a
 # result with no split section ran without the split step)
@@ -53,6 +53,8 @@ class SortConfig:
             self.detection = replace(self.detection, threshold=default_threshold(self.band_hz))
         if self.split.min_amplitude_ratio is None:
             self.split = replace(self.split, min_amplitude_ratio=default_split_ratio(self.band_hz))
+        if self.curation.min_amplitude_ratio is None:
+            self.curation = replace(self.curation, min_amplitude_ratio=default_burst_ratio(self.band_hz))
         if self.quality.noise_mixed_ratio is None:
             self.quality = replace(self.quality, noise_mixed_ratio=default_mixed_ratio(self.band_hz))
         self._check()

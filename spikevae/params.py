@@ -133,6 +133,14 @@ class SplitParams:
     enabled: bool = True
 
 
+def default_burst_ratio(band_hz) -> float:
+    """Least trough of a burst's small cluster, as a share of its unit's, for the band: a narrow
+    band's filter rings after a large spike (negative side lobes of up to 26 % at 2–15 ms) and
+    its ringing must not join the unit; a wide band's rings under 6 %, so a burst's later spikes,
+    down to a third of the first, may (RESULTS.md, "Burst followers")."""
+    return 0.4 if band_hz[1] <= 1000 else 0.3
+
+
 @dataclass
 class CurationParams:
     echo_lag_ms: tuple[float, float] = (0.4, 5.0)    # |lag| of a filter echo from its spike
@@ -143,7 +151,8 @@ class CurationParams:
     min_follow_fraction: float = 0.15  # share of the small cluster's spikes that must be followers
     max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
     min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
-    min_amplitude_ratio: float = 0.4   # the smaller's trough, as a share of the larger's
+    min_amplitude_ratio: float | None = None  # the smaller's trough, as a share of the larger's
+                                       # (None: default_burst_ratio of the band)
     followers_only: bool = True        # of the smaller, only its followers join (RESULTS.md, "Burst followers")
     floor_ratio: float = FLOOR_RATIO   # a unit's median trough must reach this × the threshold
                                        # (RESULTS.md, "Curation floor")

@@ -1,8 +1,7 @@
-import dataclasses
-
 import numpy as np
 
 import spikevae
+from spikevae.params import default_burst_ratio
 from spikevae.sorting.curation import CurationParams, curate, drop_echoes, follow_fraction, locked_fraction, merge_bursts
 from spikevae.simulators.groundtruth import score
 from spikevae.simulators.simulation import SimulationConfig, simulate
@@ -10,6 +9,12 @@ from spikevae.simulators.simulation import SimulationConfig, simulate
 from .conftest import as_spikes, fast_config
 
 RATE, DURATION = 10.0, 60.0
+NARROW, WIDE = (250.0, 750.0), (250.0, 7500.0)
+
+
+def narrow(**kw) -> CurationParams:
+    """The curation of a 250–750 Hz sort."""
+    return CurationParams(min_amplitude_ratio=default_burst_ratio(NARROW), **kw)
 
 
 def poisson_ticks(rng, rate=RATE, duration=DURATION):
@@ -26,17 +31,17 @@ def test_followers_stand_out_from_independent_spikes():
     assert frac < 0.25 and p > 1e-3  # chance: 1 − exp(−10 Hz × 13 ms) = 12 %
 
 
-def _electrode(rng, big, small, small_shape):
+def _electrode(rng, big, small, small_shape, small_uv=70):
     """One electrode: a large unit (label 0, trough 100 µV) and a smaller cluster (label 1, 70 µV)."""
     shape = -np.hanning(48)
-    wf = np.r_[np.tile(shape * 100, (len(big), 1)), np.tile(small_shape(shape) * 70, (len(small), 1))]
+    wf = np.r_[np.tile(shape * 100, (len(big), 1)), np.tile(small_shape(shape) * small_uv, (len(small), 1))]
     labels = np.r_[np.zeros(len(big), int), np.ones(len(small), int)]
     return labels, np.r_[big, small], wf + rng.normal(0, 5, wf.shape)
 
 
 def test_burst_followers_are_merged_and_independent_units_are_not():
     rng = np.random.default_rng(1)
-    p = CurationParams()
+    p = narrow()
     big = poisson_ticks(rng)
     followers = np.sort(rng.choice(big, 150, replace=False) + 120)  # 4 ms after
     labels, t, wf = _electrode(rng, big, followers, lambda s: s)
@@ -50,6 +55,17 @@ def test_burst_followers_are_merged_and_independent_units_are_not():
     np.testing.assert_array_equal(merge_bursts(labels, t, wf, DURATION, p), labels)
 
 
+def test_a_bursts_last_spikes_rejoin_their_unit_at_a_wide_band_only():
+    # a burst's fourth spikes at 0.7³ ≈ 34 % of the first: under the narrow band's ringing limit
+    rng = np.random.default_rng(4)
+    big = poisson_ticks(rng)
+    followers = np.sort(rng.choice(big, 150, replace=False) + 300)  # 10 ms after
+    labels, t, wf = _electrode(rng, big, followers, lambda s: s, small_uv=34)
+    np.testing.assert_array_equal(merge_bursts(labels, t, wf, DURATION, narrow()), labels)
+    wide = CurationParams(min_amplitude_ratio=default_burst_ratio(WIDE))
+    assert set(merge_bursts(labels, t, wf, DURATION, wide)) == {0}
+
+
 def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
     # hash of the unit's shape that took 150 of its late burst spikes, beside 600 of its own
     rng = np.random.default_rng(3)
@@ -57,11 +73,11 @@ def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
     followers = np.sort(rng.choice(big, 150, replace=False) + 120)
     hash_ = poisson_ticks(rng, 10.0)
     labels, t, wf = _electrode(rng, big, np.r_[followers, hash_], lambda s: s)
-    out = merge_bursts(labels, t, wf, DURATION, CurationParams())
+    out = merge_bursts(labels, t, wf, DURATION, narrow())
     assert (out[len(big):len(big) + 150] == 0).all()
     late = out[len(big) + 150:] == 0   # the hash's own spikes that follow the unit by chance
     assert late.mean() < 0.25 and (out[len(big) + 150:][~late] == 1).all()
-    whole = merge_bursts(labels, t, wf, DURATION, dataclasses.replace(CurationParams(), followers_only=False))
+    whole = merge_bursts(labels, t, wf, DURATION, narrow(followers_only=False))
     assert set(whole) == {0}   # the former rule: the hash joins the unit with them
 
 
@@ -73,7 +89,7 @@ def test_units_at_the_threshold_are_left_unsorted_and_ids_renumbered():
     unit = np.r_[np.zeros(n // 2, int), np.ones(n // 2, int), np.full(n, 2)]
     t = np.r_[poisson_ticks(rng, n / DURATION), poisson_ticks(rng, n / DURATION)]
     wf = np.zeros((2 * n, 48), np.float32)
-    no_merge = dataclasses.replace(CurationParams(), min_shape_corr=2)
+    no_merge = narrow(min_shape_corr=2)
     out = curate(unit, as_spikes(wf, electrode, amplitude, t, threshold_uv=[35.0, 35.0], duration_s=DURATION), no_merge)
     # floor 1.25 × 35 = 43.75 µV: unit 0 (median ~37) goes; units 1 and 2 become 0 and 1
     np.testing.assert_array_equal(out, np.r_[np.full(n // 2, -1), np.zeros(n // 2, int), np.ones(n, int)])
@@ -110,8 +126,8 @@ def test_filter_echoes_are_left_unsorted_but_bursts_and_other_cells_are_not():
     t = np.concatenate([big, echo, burst, other])
     labels = np.repeat([0, 1, 2, 3], [len(big), len(echo), len(burst), len(other)])
     amp = np.repeat([200.0, 40.0, 90.0, 60.0], [len(big), len(echo), len(burst), len(other)])
-    out = drop_echoes(labels, t, amp, CurationParams())
+    out = drop_echoes(labels, t, amp, narrow())
     assert (out[labels == 1] == -1).all()
     assert (out[labels != 1] == labels[labels != 1]).all()
-    louder = drop_echoes(labels, t, np.where(labels == 1, 120.0, amp), CurationParams())
+    louder = drop_echoes(labels, t, np.where(labels == 1, 120.0, amp), narrow())
     assert (louder == labels).all()  # as large as half its spike: not taken for an echo

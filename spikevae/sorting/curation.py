@@ -15,9 +15,9 @@ truth (``benchmarks/RESULTS.md``):
   The small one gives itself away in time: far more of its spikes follow a spike of the large
   one by 2–15 ms than chance allows. In such a pair, of alike shape, the small one's spikes
   that follow the large one's join it, unless the small one is below ``min_amplitude_ratio``
-  of the large: a burst's late spikes keep about half their size, while the band-pass
-  filter's ringing after a large spike (side lobes of 10–25 % at 2–5 ms) also follows it and
-  must not be merged. Only the followers move: on hard recordings the small cluster is often
+  of the large: a burst's late spikes keep a third to a half of their size, while the
+  band-pass filter's ringing after a large spike (side lobes of up to 26 % of it at 250–750
+  Hz, 6 % at 250–7500 Hz) also follows it and must not be merged. Only the followers move: on hard recordings the small cluster is often
   the electrode's hash, which took the burst's late spikes with it; joined whole, it made the
   unit fail its quality labels.
 - Lowering the detection threshold catches more of each unit's spikes, but also noise and
@@ -95,6 +95,8 @@ def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarr
                  params: CurationParams) -> np.ndarray:
     """One electrode's labels with burst followers moved into their unit, best pair first: the
     smaller cluster's spikes that follow the larger's (all of it unless ``followers_only``)."""
+    if params.min_amplitude_ratio is None:
+        raise ValueError("CurationParams.min_amplitude_ratio is unset: take default_burst_ratio(band_hz)")
     labels = labels.copy()
     while True:
         ids = np.unique(labels[labels != UNSORTED])
