@@ -1,7 +1,8 @@
+import dataclasses
+
 import numpy as np
 
 import spikevae
-from spikevae.params import default_burst_ratio
 from spikevae.sorting.curation import CurationParams, curate, drop_echoes, follow_fraction, locked_fraction, merge_bursts
 from spikevae.simulators.groundtruth import score
 from spikevae.simulators.simulation import SimulationConfig, simulate
@@ -13,8 +14,8 @@ NARROW, WIDE = (250.0, 750.0), (250.0, 7500.0)
 
 
 def narrow(**kw) -> CurationParams:
-    """The curation of a 250–750 Hz sort."""
-    return CurationParams(min_amplitude_ratio=default_burst_ratio(NARROW), **kw)
+    """The curation of a 250–750 Hz sort, with ``kw`` changed."""
+    return dataclasses.replace(spikevae.SortConfig(band_hz=NARROW).curation, **kw)
 
 
 def poisson_ticks(rng, rate=RATE, duration=DURATION):
@@ -62,8 +63,7 @@ def test_a_bursts_last_spikes_rejoin_their_unit_at_a_wide_band_only():
     followers = np.sort(rng.choice(big, 150, replace=False) + 300)  # 10 ms after
     labels, t, wf = _electrode(rng, big, followers, lambda s: s, small_uv=34)
     np.testing.assert_array_equal(merge_bursts(labels, t, wf, DURATION, narrow()), labels)
-    wide = CurationParams(min_amplitude_ratio=default_burst_ratio(WIDE))
-    assert set(merge_bursts(labels, t, wf, DURATION, wide)) == {0}
+    assert set(merge_bursts(labels, t, wf, DURATION, spikevae.SortConfig(band_hz=WIDE).curation)) == {0}
 
 
 def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
@@ -126,8 +126,8 @@ def test_filter_echoes_are_left_unsorted_but_bursts_and_other_cells_are_not():
     t = np.concatenate([big, echo, burst, other])
     labels = np.repeat([0, 1, 2, 3], [len(big), len(echo), len(burst), len(other)])
     amp = np.repeat([200.0, 40.0, 90.0, 60.0], [len(big), len(echo), len(burst), len(other)])
-    out = drop_echoes(labels, t, amp, narrow())
+    out = drop_echoes(labels, t, amp, CurationParams())
     assert (out[labels == 1] == -1).all()
     assert (out[labels != 1] == labels[labels != 1]).all()
-    louder = drop_echoes(labels, t, np.where(labels == 1, 120.0, amp), narrow())
+    louder = drop_echoes(labels, t, np.where(labels == 1, 120.0, amp), CurationParams())
     assert (louder == labels).all()  # as large as half its spike: not taken for an echo

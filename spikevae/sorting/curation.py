@@ -17,9 +17,9 @@ truth (``benchmarks/RESULTS.md``):
   that follow the large one's join it, unless the small one is below ``min_amplitude_ratio``
   of the large: a burst's late spikes keep a third to a half of their size, while the
   band-pass filter's ringing after a large spike (side lobes of up to 26 % of it at 250–750
-  Hz, 6 % at 250–7500 Hz) also follows it and must not be merged. Only the followers move: on hard recordings the small cluster is often
-  the electrode's hash, which took the burst's late spikes with it; joined whole, it made the
-  unit fail its quality labels.
+  Hz, 6 % at 250–7500 Hz) also follows it and must not be merged. Only the followers move:
+  on hard recordings the small cluster is often the electrode's hash, which took the burst's
+  late spikes with it; joined whole, it made the unit fail its quality labels.
 - Lowering the detection threshold catches more of each unit's spikes, but also noise and
   distant-unit hash, which cluster just above the threshold. A unit whose median trough is
   less than ``floor_ratio`` × the threshold is put back into unsorted (1.25 × 3.5 SD is the
