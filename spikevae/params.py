@@ -82,6 +82,13 @@ class VAEConfig:
     c_max: float = setting(15.0, "--c-max", "Final capacity C in nats.", type=float, check=lambda v, _: v >= 0,
                            want=">= 0 nats")
     anneal_fraction: float = 0.8  # share of the steps over which C rises linearly from 0 to c_max
+    contrast: float = setting(  # off: the sort's mixtures do not yet turn what it adds into units
+        0.0, "--contrast", "Weight of a contrastive term that teaches the encoder to tell one electrode's spikes "
+        "apart (1000 brings the latent to per-electrode PCA's detail; benchmarks/RESULTS.md, \"Contrastive term\").",
+        type=float, check=lambda v, _: v >= 0, want=">= 0")
+    contrast_electrodes: int = 8  # electrodes in each step's contrastive batch
+    contrast_spikes: int = 32     # spikes of each; an electrode with fewer sits it out
+    contrast_noise: float = 3.0   # SD of the noise each view adds, in its electrode's noise SDs
     variational: bool = True   # False: z = μ, no KL term (the plain AE)
     steps: int = setting(      # optimiser steps, whatever the data size: longer training over-splits
         90, "--steps", "Training steps (batches of {batch_size}).", type=int, check=within(1, MAX_STEPS),

@@ -101,7 +101,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
         check_out(Path(out), True, "model")  # a model it wrote is replaced, nothing else
     share = max(1, cfg.vae.max_train // len(sessions))
     rng = np.random.default_rng(cfg.seed)
-    pooled = []
+    pooled, pooled_group = [], []  # waveforms; each one's session and electrode, for the contrastive term
     work = Path(work) if work is not None else Path(out or ".").parent
     for path in sessions:
         try:
@@ -117,6 +117,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
             idx = balanced_sample(el, share, rng)
             wf = np.asarray(found.store.column("waveform")[idx], np.float32)
             pooled.append(to_noise_units(wf, el[idx], input_transforms(found.noise, cfg.vae)))
+            pooled_group.append(len(pooled_group) * 2**16 + el[idx].astype(np.int64))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     x = np.concatenate(pooled) if pooled else np.zeros((0, cfg.detection.n_samples), np.float32)
@@ -126,7 +127,7 @@ def train_shared(sessions, config: SortConfig | None = None, out=None, reporter:
     net = network_config(cfg.features, cfg.vae)
     with rep.bar(f"train shared {cfg.features}", net.steps, unit="step") as up, \
             cpu_threads(torch_threads(cfg.threads)):
-        model = fit_normalised(x, net, device, cfg.seed, progress=up)
+        model = fit_normalised(x, net, device, cfg.seed, progress=up, group=np.concatenate(pooled_group))
     model.trained_on = cfg.waveform_settings()
     if out is not None:
         with staged_file(out, True, "model") as tmp:

@@ -1,5 +1,6 @@
 """batch: a shared model, resumable sessions, failures kept apart, on Dask."""
 import csv
+import dataclasses
 import importlib.util
 import json
 
@@ -44,6 +45,15 @@ def test_sorts_every_session_and_reports_the_corrupt_one(first_batch):
     for day in range(3):
         run = spikevae.load_result(out / f"day{day}.spikevae")["run"]
         assert run["model"] == str(out / "model.pt")  # embedded with the shared model, not retrained
+
+
+def test_a_shared_models_contrastive_term_learns_on_each_sessions_electrodes(sessions, tmp_path):
+    cfg = fast_config()
+    cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, contrast=10.0))
+    model = spikevae.train_shared([str(sessions / "day0.ns6"), str(sessions / "day1.ns6")], cfg, work=tmp_path)
+    assert model.net.cfg.contrast == 10.0
+    nce = model.history["contrast"]
+    assert 0 < nce[-1] < nce[0] - 0.1, nce  # from chance, log(32), towards telling them apart
 
 
 def test_the_same_unit_lands_in_the_same_region_of_the_shared_latent_space(first_batch, sessions):

@@ -3,6 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.model_selection import cross_val_score
 
 from spikevae.sorting.spikes import NoiseEstimate
 from spikevae.sorting.model import BetaVAE, VAEConfig
@@ -27,6 +29,56 @@ def test_loss_is_reconstruction_plus_beta_times_abs_kl_minus_capacity():
     ae = BetaVAE(dataclasses.replace(VAEConfig(), variational=False, beta=0.0)).eval()
     loss, recon, _ = ae.loss(x, 3.0)
     assert torch.equal(loss, recon)
+
+
+def test_contrastive_term_is_infonce_of_each_view_against_its_electrodes_other_spikes():
+    torch.manual_seed(0)
+    net = BetaVAE(VAEConfig()).eval()
+    x = torch.randn(3, 5, 48)
+    # without added noise the twin is the same waveform: logits are minus squared distances
+    mu, _ = net.encoder(x.reshape(15, 48))
+    mu = mu.reshape(3, 5, -1)
+    logits = -torch.cdist(mu, mu) ** 2
+    want = torch.nn.functional.cross_entropy(logits.reshape(15, 5), torch.arange(5).repeat(3))
+    assert torch.allclose(net.contrastive(x, noise_sd=0.0), want, atol=1e-5)
+    # spikes alike cannot be told apart: the loss is log(spikes per electrode)
+    same = torch.randn(1, 1, 48).expand(2, 4, 48)
+    assert torch.allclose(net.contrastive(same, noise_sd=0.0), torch.tensor(np.log(4.0), dtype=torch.float32))
+
+
+def _look_alikes(n=3000, seed=0):
+    """Three electrodes of one unit each, 40 to 400 µV, and a fourth with two units of 80 µV and
+    different width: the reconstruction alone spends a small code on the sizes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(48)
+    el = rng.integers(0, 4, n)
+    amp = np.array([40.0, 120.0, 400.0, 80.0])[el] * np.exp(0.15 * rng.standard_normal(n))
+    wide = (el == 3) & (rng.random(n) < 0.5)
+    narrow_shape = -np.exp(-(t - 11) ** 2 / 4.0) + 0.3 * np.exp(-(t - 18) ** 2 / 10.0)
+    wide_shape = -np.exp(-(t - 11) ** 2 / 9.0) + 0.15 * np.exp(-(t - 24) ** 2 / 30.0)
+    w = amp[:, None] * np.where(wide[:, None], wide_shape, narrow_shape) + 8 * rng.standard_normal((n, 48))
+    return w.astype(np.float32), el.astype(np.int16), wide
+
+
+def test_contrastive_term_keeps_what_tells_one_electrodes_units_apart():
+    w, el, wide = _look_alikes()
+    noise = NoiseEstimate(noise_uv=np.full(4, 8.0), skipped={})
+    pair = el == 3
+
+    def accuracy(contrast):  # a linear classifier that knows the units, on the latent, two seeds
+        scores = []
+        for seed in (0, 1):
+            cfg = VAEConfig(steps=60, batch_size=128, latent_dim=2, contrast=contrast)
+            m = fit(w, el, noise, cfg, torch.device("cpu"), seed=seed)
+            z = encode(m, w, el, noise, np.zeros((len(w), 2), np.float32))
+            scores.append(cross_val_score(LinearDiscriminantAnalysis(), z[pair], wide[pair], cv=5).mean())
+        return np.mean(scores), m.history["contrast"]
+
+    plain, history = accuracy(0.0)
+    assert history[-1] == 0.0
+    contrasted, history = accuracy(1000.0)
+    assert history[-1] < np.log(32)  # better than chance among 32 spikes
+    assert contrasted > plain + 0.08, (plain, contrasted)
 
 
 def test_shapes_match_the_workshop_network():

@@ -32,9 +32,9 @@ FEATURES = ("vae", "pca", "ae", "vae-plain")
 def network_config(name: str, cfg: VAEConfig) -> VAEConfig:
     """The β-VAE settings for one of the three workshop implementations."""
     if name == "ae":
-        return dataclasses.replace(cfg, variational=False, beta=0.0, c_max=0.0)
+        return dataclasses.replace(cfg, variational=False, beta=0.0, c_max=0.0, contrast=0.0)
     if name == "vae-plain":
-        return dataclasses.replace(cfg, beta=1.0, c_max=0.0)
+        return dataclasses.replace(cfg, beta=1.0, c_max=0.0, contrast=0.0)
     return cfg
 
 

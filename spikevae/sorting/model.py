@@ -4,11 +4,13 @@ Encoder: three conv(25)+ELU+max-pool(2) stages, 48 → 24 → 12 → 6 samples, 
 a dense layer giving the posterior mean and log-variance. Decoder mirrors it with
 up-sampling. Loss = reconstruction (sum of squares per waveform) + β·|KL − C|, with the
 capacity C raised linearly from 0 to ``c_max`` (Burgess et al. 2018). β = 0 is a plain
-auto-encoder (z = μ), β = 1 with C = 0 a plain VAE.
+auto-encoder (z = μ), β = 1 with C = 0 a plain VAE. Training adds ``contrast`` × a contrastive
+term on the encoder (``BetaVAE.contrastive``).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..params import VAEConfig
@@ -73,3 +75,19 @@ class BetaVAE(nn.Module):
         if not self.cfg.variational:
             return recon, recon, kl
         return recon + self.cfg.beta * (kl - capacity).abs(), recon, kl
+
+    def contrastive(self, x, noise_sd: float):
+        """InfoNCE of two noisy views of each waveform in ``x`` (groups, spikes, samples; a group
+        is one electrode's spikes): each view's posterior mean must pick its twin's out of its
+        electrode's other spikes (Oord et al. 2018, as CEED, Vishnubhotla et al. 2023, for spikes).
+        The reconstruction alone lets a capacity-limited code spend its nats on what varies across
+        the array, amplitude mostly; this rewards what tells one electrode's spikes apart beyond
+        the noise (benchmarks/RESULTS.md, "Contrastive term")."""
+        g, s, n = x.shape
+        views = x.reshape(1, g * s, n) + noise_sd * torch.randn(2, g * s, n, device=x.device)
+        mu, _ = self.encoder(views.reshape(2 * g * s, n))
+        a, b = mu.reshape(2, g, s, -1)
+        logits = -torch.cdist(a, b) ** 2
+        twin = torch.arange(s, device=x.device).repeat(g)
+        return 0.5 * (F.cross_entropy(logits.reshape(g * s, s), twin)
+                      + F.cross_entropy(logits.transpose(1, 2).reshape(g * s, s), twin))

@@ -105,21 +105,33 @@ def balanced_sample(electrode: np.ndarray, cap: int, rng: np.random.Generator) -
     return np.sort(np.concatenate(picks + [np.zeros(0, np.int64)]))
 
 
-def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
-    """Train on network-ready waveforms ``x`` (n, samples), already normalised; see ``fit``."""
+def contrast_groups(group: np.ndarray, cfg: VAEConfig) -> tuple[list[torch.Tensor], int]:
+    """Row indices of each group (electrode) with enough rows for the contrastive batch, and how
+    many of each one step takes; none when the term is off or no group has two rows."""
+    members = list(groups(group).values()) if cfg.contrast else []
+    size = min(cfg.contrast_spikes, max((len(m) for m in members), default=0))
+    return ([torch.as_tensor(m) for m in members if len(m) >= size], size) if size >= 2 else ([], 0)
+
+
+def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None,
+          group: np.ndarray | None = None, noise_sd: float = 1.0) -> TrainedModel:
+    """Train on network-ready waveforms ``x`` (n, samples), already normalised, whose noise has
+    SD ``noise_sd``; ``group`` (n,) names each row's electrode for the contrastive term. See ``fit``."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     n_val = int(len(x) * cfg.val_fraction) if len(x) >= 200 else 0
     perm = torch.randperm(len(x), generator=gen)
     data = torch.as_tensor(x, dtype=torch.float32)
     val, trn = data[perm[:n_val]].to(device), data[perm[n_val:]].to(device)
+    by_group, per_group = contrast_groups(np.asarray(group)[perm[n_val:].numpy()], cfg) if group is not None \
+        else ([], 0)
     net = BetaVAE(cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    history = {k: [] for k in ("step", "loss", "recon", "kl", "capacity", "val_recon", "val_kl", "seconds")}
+    history = {k: [] for k in ("step", "loss", "recon", "kl", "contrast", "capacity", "val_recon", "val_kl", "seconds")}
     log_every = max(1, cfg.steps // 20)  # about twenty points on the training curves
     t0 = time.perf_counter()
     order, pos = torch.randperm(len(trn), generator=gen).to(device), 0
-    sums, count = torch.zeros(3, device=device), 0
+    sums, count = torch.zeros(4, device=device), 0
     for step in range(cfg.steps):
         if pos + cfg.batch_size > len(trn) and pos > 0:  # next pass over the data
             order, pos = torch.randperm(len(trn), generator=gen).to(device), 0
@@ -128,21 +140,29 @@ def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, pr
         c = cfg.capacity(step)
         net.train()
         loss, recon, kl = net.loss(xb, c)
+        nce = torch.zeros((), device=device)
+        if by_group:
+            picked = torch.randperm(len(by_group), generator=gen)[:cfg.contrast_electrodes]
+            rows = torch.stack([by_group[k][torch.randperm(len(by_group[k]), generator=gen)[:per_group]]
+                                for k in picked])
+            nce = net.contrastive(trn[rows.to(device)], cfg.contrast_noise * noise_sd)
+            loss = loss + cfg.contrast * nce
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sums += torch.stack([loss.detach(), recon.detach(), kl.detach()]) * len(xb)
+        sums += torch.stack([loss.detach(), recon.detach(), kl.detach(), nce.detach()]) * len(xb)
         count += len(xb)
         if (step + 1) % log_every and step + 1 < cfg.steps:
             continue
-        loss, recon, kl = (sums / count).tolist()
-        sums, count = torch.zeros(3, device=device), 0
+        loss, recon, kl, nce = (sums / count).tolist()
+        sums, count = torch.zeros(4, device=device), 0
         if not math.isfinite(loss):
             raise SpikevaeError(f"training diverged at step {step + 1} (loss {loss}); lower the learning rate")
         net.eval()
         with torch.no_grad():
             _, v_recon, v_kl = net.loss(val, c) if n_val else (0, torch.tensor(0.0), torch.tensor(0.0))
-        for k, v in zip(history, (step + 1, loss, recon, kl, c, float(v_recon), float(v_kl), time.perf_counter() - t0)):
+        for k, v in zip(history, (step + 1, loss, recon, kl, nce, c, float(v_recon), float(v_kl),
+                                  time.perf_counter() - t0)):
             history[k].append(v)
         if progress is not None:
             progress(step + 1 - (history["step"][-2] if len(history["step"]) > 1 else 0),
@@ -157,14 +177,15 @@ def fit(waveforms: np.ndarray, electrode: np.ndarray, noise: NoiseEstimate, cfg:
     electrode = np.asarray(electrode)
     idx = balanced_sample(electrode, cfg.max_train, rng)
     x = to_noise_units(waveforms[idx], electrode[idx], input_transforms(noise, cfg))
-    return fit_normalised(x, cfg, device, seed, progress)
+    return fit_normalised(x, cfg, device, seed, progress, group=electrode[idx])
 
 
-def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None) -> TrainedModel:
+def fit_normalised(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, progress=None,
+                   group: np.ndarray | None = None) -> TrainedModel:
     """Train on waveforms already in noise units (``whitening.to_noise_units``; pooled from
-    several sessions, say)."""
+    several sessions, say), ``group`` naming each one's electrode (and session)."""
     mean, sd = float(x.mean()), float(x.std()) or 1.0
-    model = train((x - mean) / sd, cfg, device, seed, progress)
+    model = train((x - mean) / sd, cfg, device, seed, progress, group=group, noise_sd=1.0 / sd)
     model.mean, model.sd = mean, sd
     return model
 
