@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import SortConfig, settings
+from .config import SortConfig, is_nev, settings
 from .errors import SpikevaeError
-from .params import TrackParams
+from .params import NEV_BAND_HZ, TrackParams
 
 
 class _Command(click.Command):
@@ -144,7 +144,9 @@ def build_config(features=None, pca_components=None, electrode_map=None, **optio
             sections.setdefault(section_of[type(owner)], {})[f.name] = value
     if options:
         raise TypeError(f"unknown options {sorted(options)}")
-    return SortConfig(**top, **{k: dataclasses.replace(getattr(base, k), **v) for k, v in sections.items()})
+    # each section from its own defaults, not base's: those resolved the 250–750 Hz band's (threshold,
+    # clustering, ...), which another --band must resolve anew
+    return SortConfig(**top, **{k: type(getattr(base, k))(**v) for k, v in sections.items()})
 
 
 @main.command(cls=_Command)
@@ -174,6 +176,8 @@ def sort(recording, out, overwrite, features, pca_components, model, exports, wo
     from .progress import Reporter
 
     metadata = {k: settings.pop(k) for k in NWB_FIELDS}
+    if is_nev(recording) and settings.get("band_hz") is None:
+        settings["band_hz"] = NEV_BAND_HZ  # the band its waveforms were cut in sets the band's defaults
     cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components,
                                            electrode_map=electrode_map), workers=workers)
     _check_extras(exports)

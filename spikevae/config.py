@@ -2,21 +2,26 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 
 from .errors import SpikevaeError
-from .params import (ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams, VAEConfig,
-                     at_least, default_burst_ratio, default_mixed_ratio, default_split_ratio, default_threshold, setting)
+from .params import (NEV_BAND_HZ, ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams,
+                     VAEConfig, at_least, default_burst_ratio, default_clustering, default_contrast, default_mixed_ratio,
+                     default_split_ratio, default_threshold, setting)
 
 # settings added since results were first written, with the value such results ran with (a
 # result with no split section ran without the split step)
-FORMER_SETTINGS = {"split": {"min_alike_spikes": None}, "curation": {"followers_only": False}}
+FORMER_SETTINGS = {"split": {"min_alike_spikes": None}, "curation": {"followers_only": False},
+                   "cluster": {"method": "mixture"}, "vae": {"contrast": 0.0, "contrast_shift": 0}}
 
 
 @dataclass
 class SortConfig:
     channels: str | None = setting(None, "--channels", "Electrodes to sort, e.g. 1-32,40.", shown="all")
     band_hz: tuple[float, float] = setting((250.0, 750.0), "--band", "Band-pass in Hz (zero-phase Butterworth).",
-                                           type=float, nargs=2, metavar="LO HI")
+                                           type=float, nargs=2, metavar="LO HI",
+                                           shown="250 750; a .nev, whose cut waveforms are not filtered again: "
+                                                 "250 5000, Central's online filter, whose defaults it then takes")
     filter_order: int = setting(4, "--filter-order", "Butterworth order (per pass).", type=int)
     gap_tolerance_ms: float = setting(  # PTP files: gaps up to this are not pauses
         1.0, "--gap-tolerance-ms", check=at_least(0), want=">= 0", on_cli=False)
@@ -51,6 +56,10 @@ class SortConfig:
         # Band defaults resolved here so that run.json records the numbers.
         if self.detection.threshold is None:
             self.detection = replace(self.detection, threshold=default_threshold(self.band_hz))
+        if self.vae.contrast is None:
+            self.vae = replace(self.vae, contrast=default_contrast(self.band_hz))
+        if self.cluster.method is None:
+            self.cluster = replace(self.cluster, method=default_clustering(self.band_hz))
         if self.split.min_amplitude_ratio is None:
             self.split = replace(self.split, min_amplitude_ratio=default_split_ratio(self.band_hz))
         if self.curation.min_amplitude_ratio is None:
@@ -78,7 +87,8 @@ class SortConfig:
         """The inverse of ``to_dict``. Settings missing from ``d`` take their defaults, except in a
         result's run.json "config" (``result``), where settings added since take what the result
         ran with: no split step before there was one, no split of pieces of near-equal trough
-        before ``min_alike_spikes``, and a burst's whole cluster joined before ``followers_only``."""
+        before ``min_alike_spikes``, a burst's whole cluster joined before ``followers_only``, and
+        mixtures on a latent without the contrastive term before ``method``."""
         c = dict(d)
         c["band_hz"] = tuple(c["band_hz"])
         if result:
@@ -97,6 +107,17 @@ class SortConfig:
         d = self.detection
         return {"band_hz": [float(x) for x in self.band_hz], "filter_order": self.filter_order,
                 "n_samples": d.n_samples, "align_sample": d.align_sample, "polarity": d.polarity}
+
+
+def is_nev(path) -> bool:
+    return isinstance(path, (str, Path)) and str(path).lower().endswith(".nev")
+
+
+def default_config(path=None) -> SortConfig:
+    """The default settings for sorting ``path``: a .nev's in the band of the online filter that
+    cut its waveforms (``NEV_BAND_HZ``), since the clustering and the contrastive term chosen for
+    250–750 Hz lose units on them (RESULTS.md, "Sorting a `.nev`")."""
+    return SortConfig(band_hz=NEV_BAND_HZ) if is_nev(path) else SortConfig()
 
 
 def settings(cfg: SortConfig):

@@ -14,6 +14,8 @@ FLOOR_RATIO = 1.25  # curation's floor: a unit's median trough must reach this �
 MIN_TRAIN_SPIKES = 200  # fewer waveforms than this cannot train the β-VAE
 MAX_STEPS = 1_000_000   # ~10 h on 2 cores; more is a typo, not a plan
 MAX_TRAIN = 50_000_000  # training waveforms held in memory: ~10 GB
+NEV_BAND_HZ = (250.0, 5000.0)  # Central's online spike band-pass: a .nev's waveforms are wide-band, so its sort
+                               # takes this band's defaults (RESULTS.md, "Sorting a `.nev`")
 
 
 def setting(default, flag: str, help: str = "", *, check=None, want="", shown: str | None = None,
@@ -34,6 +36,21 @@ def within(lo, hi):
 def at_least(lo):
     """A check for an optional setting: unset (None) or at least ``lo``."""
     return lambda v, _: v is None or v >= lo
+
+
+def default_contrast(band_hz) -> float:
+    """Weight of the β-VAE's contrastive term for the band: on at a narrow band like the default
+    250–750 Hz, where the neighbour graph turns the detail it adds into units; off at a wide one,
+    where the mixture sorts more units without it (RESULTS.md, "Contrastive term")."""
+    return 1000.0 if band_hz[1] <= 1000 else 0.0
+
+
+def default_clustering(band_hz) -> str:
+    """How each electrode's units are found for the band: a narrow band leaves few dimensions,
+    which the hash of distant cells fills, and a neighbour graph of the contrastive latent keeps
+    units apart from it where Gaussian mixtures do not; at a wide band the mixture and the
+    look-alike split find more (RESULTS.md, "Neighbour-graph clustering")."""
+    return "graph" if band_hz[1] <= 1000 else "mixture"
 
 
 def default_threshold(band_hz) -> float:
@@ -82,13 +99,15 @@ class VAEConfig:
     c_max: float = setting(15.0, "--c-max", "Final capacity C in nats.", type=float, check=lambda v, _: v >= 0,
                            want=">= 0 nats")
     anneal_fraction: float = 0.8  # share of the steps over which C rises linearly from 0 to c_max
-    contrast: float = setting(  # off: the sort's mixtures do not yet turn what it adds into units
-        0.0, "--contrast", "Weight of a contrastive term that teaches the encoder to tell one electrode's spikes "
-        "apart (1000 brings the latent to per-electrode PCA's detail; benchmarks/RESULTS.md, \"Contrastive term\").",
-        type=float, check=lambda v, _: v >= 0, want=">= 0")
+    contrast: float | None = setting(  # None = default_contrast of the band
+        None, "--contrast", "Weight of a contrastive term that teaches the encoder to tell one electrode's spikes "
+        "apart, bringing the latent to per-electrode PCA's detail (benchmarks/RESULTS.md, \"Contrastive term\"); "
+        "0 = off.", type=float, check=at_least(0), want=">= 0",
+        shown="1000 for bands up to 1 kHz such as 250–750, 0 for wider ones; both tuned on ground truth")
     contrast_electrodes: int = 8  # electrodes in each step's contrastive batch
     contrast_spikes: int = 32     # spikes of each; an electrode with fewer sits it out
     contrast_noise: float = 3.0   # SD of the noise each view adds, in its electrode's noise SDs
+    contrast_shift: int = 1       # samples each view may move either way: the alignment's own error
     variational: bool = True   # False: z = μ, no KL term (the plain AE)
     steps: int = setting(      # optimiser steps, whatever the data size: longer training over-splits
         90, "--steps", "Training steps (batches of {batch_size}).", type=int, check=within(1, MAX_STEPS),
@@ -109,13 +128,22 @@ class VAEConfig:
 
 @dataclass
 class ClusterParams:
-    max_units: int = 5
+    method: str | None = setting(  # None = default_clustering of the band (SortConfig; alone: mixture)
+        None, "--clustering", "How each electrode's spikes are grouped into units: communities of a neighbour "
+        "graph of the features, or a Gaussian mixture chosen by BIC.", choices=("graph", "mixture"),
+        shown="graph for bands up to 1 kHz such as 250–750, mixture for wider ones; both tuned on ground truth")
+    max_units: int = 5             # mixture components
     n_dims: int = 5               # best with merging (RESULTS.md, "Merging overlapping mixture components")
     min_spikes: int = 15           # keeps slow units of short files
-    min_confidence: float = 0.6
+    min_confidence: float = 0.6    # the unit's posterior (mixture) or share of the spike's neighbours (graph)
     outlier_quantile: float = 0.999
     max_fit: int = 2_000           # spikes that fit one electrode's mixture: more lets BIC over-split long recordings
     merge_overlap: float = 0.25    # 1 = off (RESULTS.md, "Merging overlapping mixture components")
+    graph_fit: int = 5_000         # spikes that make one electrode's graph: 2 000 lose small units beside the hash;
+                                   # bounded so that communities do not follow the recording's length
+    neighbours: int = 15           # each spike's edges in the graph, and the votes that assign it
+    resolution: float = 0.1        # Leiden's modularity resolution: lower, fewer and larger communities
+    merge_edges: float = 0.05      # communities joined while this share of the smaller's edges runs between them
 
 
 def default_split_ratio(band_hz) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .sorting.clustering import cluster_recording
-from .config import SortConfig
+from .config import SortConfig, default_config
 from .sorting.curation import curate
 from .errors import SpikevaeError
 from .sorting.features import make_features
@@ -115,9 +115,10 @@ def sort(path, config: SortConfig | None = None, out=None, model=None, overwrite
     ``path`` is a .nsX or .nev file, or a SpikeInterface ``BaseRecording`` (any format
     SpikeInterface reads, 30 kHz, each channel sorted on its own; ``out`` is then needed
     unless SpikeInterface knows the recording's file). ``model`` is a saved ``model.pt`` to
-    embed with instead of training a new one.
+    embed with instead of training a new one. Without ``config``, ``config.default_config``: a
+    .nev takes the defaults of its online filter's band.
     """
-    cfg = config or SortConfig()
+    cfg = config or default_config(path)
     rep = reporter or Reporter(quiet=True)
     det = cfg.detection
     device = pick_device(cfg.device)

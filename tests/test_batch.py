@@ -203,6 +203,11 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
     run_json.write_text(json.dumps(run))
     r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
     assert r.exit_code == 1 and "curation.followers_only False → True" in r.output, r.output
+    run["config"]["curation"]["followers_only"] = True
+    del run["config"]["cluster"]["method"]  # before the neighbour graph, mixtures found every band's units
+    run_json.write_text(json.dumps(run))
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
+    assert r.exit_code == 1 and "cluster.method mixture → graph" in r.output, r.output
 
 
 def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):

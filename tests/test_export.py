@@ -10,12 +10,14 @@ from click.testing import CliRunner
 
 import spikevae
 from spikevae.cli import main
+from spikevae.config import default_config
 from spikevae.errors import SpikevaeError
 from spikevae.formats.exports import export, require_extra, to_spikeinterface, utah_probe
 from spikevae.simulators.groundtruth import score
 from spikevae.io.nev import read_nev_spikes
 from spikevae.simulators.simulation import cut_online
 from spikevae.io.utah import grid_positions
+from spikevae.params import NEV_BAND_HZ
 
 from .conftest import fast_config
 
@@ -173,10 +175,15 @@ def test_nev_reads_back_through_neo_with_units_and_times(sorted_small, tmp_path)
 def test_sorting_a_nev_sorts_its_waveforms_without_filtering(sorted_small, tmp_path):
     result, _ = sorted_small
     nev = export(result.out, "nev", out=tmp_path / "cut.nev")
-    again = spikevae.sort(nev, fast_config(), out=tmp_path / "from-nev")
+    r = CliRunner().invoke(main, ["sort", str(nev), "-o", str(tmp_path / "from-nev"), "--max-train", "4000", "-q"])
+    assert r.exit_code == 0, r.output
     a = spikevae.load_result(result.out)
-    b = spikevae.load_result(again.out)
+    b = spikevae.load_result(tmp_path / "from-nev")
     assert b["run"]["input"]["file_spec"] == "nev"
+    # cut waveforms take the defaults of the online filter's band, whatever band they hold
+    config = b["run"]["config"]
+    assert tuple(config["band_hz"]) == NEV_BAND_HZ == default_config(nev).band_hz
+    assert config["cluster"]["method"] == "mixture" and config["vae"]["contrast"] == 0.0
     assert len(b["spikes"]["timestamp"]) == len(a["spikes"]["timestamp"])
     np.testing.assert_array_equal(np.sort(b["spikes"]["timestamp"]), np.sort(a["spikes"]["timestamp"]))
     # the same waveforms sort into about the same units

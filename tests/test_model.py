@@ -46,6 +46,17 @@ def test_contrastive_term_is_infonce_of_each_view_against_its_electrodes_other_s
     assert torch.allclose(net.contrastive(same, noise_sd=0.0), torch.tensor(np.log(4.0), dtype=torch.float32))
 
 
+def test_contrastive_views_move_along_time_by_up_to_the_shift():
+    torch.manual_seed(0)
+    net = BetaVAE(VAEConfig()).eval()
+    flat = torch.randn(2, 6, 1).expand(2, 6, 48).contiguous()  # a shift of a flat waveform is itself
+    torch.manual_seed(1)
+    assert torch.allclose(net.contrastive(flat, noise_sd=0.0, shift=1), net.contrastive(flat, noise_sd=0.0), atol=1e-6)
+    shaped = torch.randn(2, 6, 48)
+    moved = [net.contrastive(shaped, noise_sd=0.0, shift=1) for _ in range(3)]
+    assert all(m > net.contrastive(shaped, noise_sd=0.0) for m in moved)  # twins no longer identical
+
+
 def _look_alikes(n=3000, seed=0):
     """Three electrodes of one unit each, 40 to 400 µV, and a fourth with two units of 80 µV and
     different width: the reconstruction alone spends a small code on the sizes."""

@@ -1,14 +1,22 @@
 """Per-electrode clustering of feature vectors into units, with an "unsorted" label.
 
-Each electrode is clustered on its own (one electrode per unit on a Utah array): the
-features are reduced to ``n_dims`` principal axes of that electrode, then Gaussian mixtures
-of 1..``max_units`` components are fitted and the one with the lowest BIC kept. BIC spends
-two Gaussians on one unit whose cloud is skewed (amplitude spread, drift), so components
-that overlap are then merged into one unit: a pair whose shared posterior mass
-(Σ min(p_i, p_j)) exceeds ``merge_overlap`` of the smaller one's (after Hennig 2010 on
-merging mixture components). A spike is left unsorted (−1) when its unit claims it with
-less than ``min_confidence`` or it lies beyond the ``outlier_quantile`` of every Gaussian of
-its unit; a cluster with fewer than ``min_spikes`` members is dissolved into unsorted.
+Each electrode is clustered on its own (one electrode per unit on a Utah array), on ``n_dims``
+principal axes of that electrode's features, by one of two methods (``ClusterParams.method``):
+
+- ``graph``: each spike of a fit sample is joined to its ``neighbours`` nearest, the graph is cut
+  into communities by Leiden's modularity (Traag et al. 2019; as Kilosort 4 clusters), and
+  communities joined while many of their edges run between them. Every spike then takes the
+  community most of its neighbours in the sample hold. A neighbour graph follows units of any
+  shape, where a mixture spends Gaussians on the hash of distant cells and joins units to it.
+- ``mixture``: Gaussian mixtures of 1..``max_units`` components, the one with the lowest BIC
+  kept. BIC spends two Gaussians on one unit whose cloud is skewed (amplitude spread, drift), so
+  components that overlap are then merged into one unit: a pair whose shared posterior mass
+  (Σ min(p_i, p_j)) exceeds ``merge_overlap`` of the smaller one's (after Hennig 2010).
+
+A spike is left unsorted (−1) when its unit claims it with less than ``min_confidence`` (the
+share of its neighbours, or its posterior) or, in a mixture, it lies beyond the
+``outlier_quantile`` of every Gaussian of its unit; a cluster with fewer than ``min_spikes``
+members is dissolved into unsorted.
 """
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ import numpy as np
 from scipy import stats
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
 
 from .parallel import map_electrodes
 from ..params import ClusterParams
@@ -54,17 +63,10 @@ def merge_overlapping(post: np.ndarray, max_overlap: float) -> np.ndarray:
         group[group == pair[1]] = pair[0]
 
 
-def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Local unit labels 0..k−1 (by decreasing size) or −1 for one electrode's spikes, and the
-    clustering-space coordinates of each spike (n × ``n_dims``; zeros when too few spikes)."""
-    n = len(features)
-    labels = np.full(n, UNSORTED, np.int64)
-    dims = min(params.n_dims, features.shape[1])
-    if n < max(params.min_spikes, dims + 1):
-        return labels, np.zeros((n, dims))
-    rng = np.random.default_rng(seed)
-    fit_idx = rng.choice(n, params.max_fit, replace=False) if n > params.max_fit else np.arange(n)
-    z = principal_space(features, params.n_dims, seed, fit_idx)
+def mixture_units(z: np.ndarray, fit_idx: np.ndarray, params: ClusterParams, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each spike's unit in the BIC-best Gaussian mixture fitted on ``z[fit_idx]``, its
+    overlapping components merged, and whether the unit claims it (confident, not an outlier)."""
     best, best_bic = None, np.inf
     for k in range(1, min(params.max_units, len(fit_idx) // params.min_spikes) + 1):
         gmm = GaussianMixture(k, covariance_type="full", random_state=seed, reg_covar=1e-4,
@@ -74,16 +76,89 @@ def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0
             best, best_bic = gmm, bic
     post = best.predict_proba(z)
     group = merge_overlapping(post[fit_idx], params.merge_overlap)
-    n_units = group.max() + 1
-    unit_post = np.stack([post[:, group == g].sum(axis=1) for g in range(n_units)], axis=1)
+    unit_post = np.stack([post[:, group == g].sum(axis=1) for g in range(group.max() + 1)], axis=1)
     lab = unit_post.argmax(axis=1)
-    d2 = np.full(n, np.inf)
+    d2 = np.full(len(z), np.inf)
     for c in range(best.n_components):
         diff = z - best.means_[c]
         d2_c = np.einsum("ni,ij,nj->n", diff, best.precisions_[c], diff)
         d2 = np.where(group[c] == lab, np.minimum(d2, d2_c), d2)
-    ok = (unit_post.max(axis=1) >= params.min_confidence) & (d2 <= stats.chi2.ppf(params.outlier_quantile, dims))
+    ok = (unit_post.max(axis=1) >= params.min_confidence) & (d2 <= stats.chi2.ppf(params.outlier_quantile, z.shape[1]))
+    return lab, ok
+
+
+def merge_linked(community: np.ndarray, near: np.ndarray, max_share: float) -> np.ndarray:
+    """Community index of each node after joining, most linked pair first, the communities
+    between which more than ``max_share`` of the smaller one's edges (``near``: each node's
+    neighbours) run."""
+    k = near.shape[1]
+    m = community.max() + 1
+    links = np.zeros((m, m))
+    np.add.at(links, (np.repeat(community, k), community[near].ravel()), 1)
+    links = links + links.T
+    edges = np.bincount(community, minlength=m) * float(k)
+    alive = np.ones(m, bool)
+    target = np.arange(m)
+    while alive.sum() > 1:
+        share = links / np.maximum(np.minimum.outer(edges, edges), 1)
+        np.fill_diagonal(share, 0)
+        share[~alive] = share[:, ~alive] = 0
+        i, j = np.unravel_index(share.argmax(), share.shape)
+        if share[i, j] <= max_share:
+            break
+        links[i] += links[j]
+        links[:, i] += links[:, j]
+        edges[i] += edges[j]
+        alive[j] = False
+        target[target == j] = i
+    return np.unique(target[community], return_inverse=True)[1]
+
+
+def graph_units(z: np.ndarray, fit_idx: np.ndarray, params: ClusterParams, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Each spike's community in the neighbour graph of ``z[fit_idx]`` (Leiden, then linked
+    communities joined), by the vote of its nearest spikes in that sample, and whether at least
+    ``min_confidence`` of them vote for it."""
+    import random
+    import igraph
+
+    sample = z[fit_idx]
+    k = min(params.neighbours, len(fit_idx) - 1)
+    index = NearestNeighbors(n_neighbors=k).fit(sample)
+    near = index.kneighbors(return_distance=False)  # a sample spike is not its own neighbour
+    graph = igraph.Graph(n=len(fit_idx), edges=np.c_[np.repeat(np.arange(len(fit_idx)), k), near.ravel()])
+    graph.simplify()
+    igraph.set_random_number_generator(random.Random(seed))
+    found = np.asarray(graph.community_leiden(objective_function="modularity", resolution=params.resolution,
+                                              n_iterations=-1).membership)
+    community = merge_linked(found, near, params.merge_edges)
+    votes_of = np.empty((len(z), k), np.int64)
+    others = np.setdiff1d(np.arange(len(z)), fit_idx)
+    votes_of[fit_idx] = near
+    if len(others):
+        votes_of[others] = index.kneighbors(z[others], return_distance=False)
+    m = community.max() + 1
+    votes = np.bincount((np.arange(len(z))[:, None] * m + community[votes_of]).ravel(),
+                        minlength=len(z) * m).reshape(len(z), m)
+    return votes.argmax(axis=1), votes.max(axis=1) >= params.min_confidence * k
+
+
+def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Local unit labels 0..k−1 (by decreasing size) or −1 for one electrode's spikes, and the
+    clustering-space coordinates of each spike (n × ``n_dims``; zeros when too few spikes)."""
+    n = len(features)
+    labels = np.full(n, UNSORTED, np.int64)
+    dims = min(params.n_dims, features.shape[1])
+    if n < max(params.min_spikes, dims + 1):
+        return labels, np.zeros((n, dims))
+    rng = np.random.default_rng(seed)
+    graph = params.method == "graph"
+    most = params.graph_fit if graph else params.max_fit
+    fit_idx = rng.choice(n, most, replace=False) if n > most else np.arange(n)
+    z = principal_space(features, params.n_dims, seed, fit_idx)
+    lab, ok = (graph_units if graph else mixture_units)(z, fit_idx, params, seed)
     labels[ok] = lab[ok]
+    n_units = lab.max() + 1
     sizes = np.bincount(labels[labels >= 0], minlength=n_units)
     keep = np.flatnonzero(sizes >= params.min_spikes)
     keep = keep[np.argsort(-sizes[keep], kind="stable")]

@@ -76,15 +76,20 @@ class BetaVAE(nn.Module):
             return recon, recon, kl
         return recon + self.cfg.beta * (kl - capacity).abs(), recon, kl
 
-    def contrastive(self, x, noise_sd: float):
-        """InfoNCE of two noisy views of each waveform in ``x`` (groups, spikes, samples; a group
-        is one electrode's spikes): each view's posterior mean must pick its twin's out of its
-        electrode's other spikes (Oord et al. 2018, as CEED, Vishnubhotla et al. 2023, for spikes).
-        The reconstruction alone lets a capacity-limited code spend its nats on what varies across
-        the array, amplitude mostly; this rewards what tells one electrode's spikes apart beyond
-        the noise (benchmarks/RESULTS.md, "Contrastive term")."""
+    def contrastive(self, x, noise_sd: float, shift: int = 0):
+        """InfoNCE of two views of each waveform in ``x`` (groups, spikes, samples; a group is one
+        electrode's spikes), each moved by up to ``shift`` samples either way and given noise of SD
+        ``noise_sd``: each view's posterior mean must pick its twin's out of its electrode's other
+        spikes (Oord et al. 2018, as CEED, Vishnubhotla et al. 2023, for spikes). The reconstruction
+        alone lets a capacity-limited code spend its nats on what varies across the array, amplitude
+        mostly; this rewards what tells one electrode's spikes apart beyond the noise and the
+        alignment's error (benchmarks/RESULTS.md, "Contrastive term")."""
         g, s, n = x.shape
-        views = x.reshape(1, g * s, n) + noise_sd * torch.randn(2, g * s, n, device=x.device)
+        views = x.reshape(1, g * s, n).expand(2, g * s, n)
+        if shift:
+            moved = torch.arange(n, device=x.device) - torch.randint(-shift, shift + 1, (2, g * s, 1), device=x.device)
+            views = torch.gather(views, 2, moved.clamp(0, n - 1))
+        views = views + noise_sd * torch.randn(2, g * s, n, device=x.device)
         mu, _ = self.encoder(views.reshape(2 * g * s, n))
         a, b = mu.reshape(2, g, s, -1)
         logits = -torch.cdist(a, b) ** 2

@@ -145,7 +145,7 @@ def train(x: np.ndarray, cfg: VAEConfig, device: torch.device, seed: int = 0, pr
             picked = torch.randperm(len(by_group), generator=gen)[:cfg.contrast_electrodes]
             rows = torch.stack([by_group[k][torch.randperm(len(by_group[k]), generator=gen)[:per_group]]
                                 for k in picked])
-            nce = net.contrastive(trn[rows.to(device)], cfg.contrast_noise * noise_sd)
+            nce = net.contrastive(trn[rows.to(device)], cfg.contrast_noise * noise_sd, cfg.contrast_shift)
             loss = loss + cfg.contrast * nce
         opt.zero_grad(set_to_none=True)
         loss.backward()
