@@ -7,6 +7,7 @@ import pytest
 
 from spikevae.cli import build_config
 from spikevae.config import SortConfig
+from spikevae.sorting import clustering
 from spikevae.sorting.clustering import ClusterParams, cluster_electrode
 
 T = np.arange(48)
@@ -73,7 +74,7 @@ def test_the_graph_keeps_a_small_unit_apart_from_the_hash(seed):
     assert accuracy(mixture, unit == 1) < 0.7
 
 
-def test_the_graph_clusters_the_same_for_a_seed_and_assigns_every_spike_by_its_neighbours():
+def test_the_graph_clusters_the_same_for_a_seed_and_assigns_every_spike_by_its_neighbours(monkeypatch):
     rng = np.random.default_rng(3)
     wf = np.r_[spikes(rng, 4000, 150, 2.0, 0.1), spikes(rng, 3000, 70, 4.0, 0.1)]
     truth = np.r_[np.zeros(4000, int), np.ones(3000, int)]
@@ -81,6 +82,9 @@ def test_the_graph_clusters_the_same_for_a_seed_and_assigns_every_spike_by_its_n
     labels, _ = cluster_electrode(wf, few)
     again, _ = cluster_electrode(wf, few)
     assert np.array_equal(labels, again)
+    monkeypatch.setattr(clustering, "VOTE_CHUNK", 1000)  # placed a chunk at a time, as a long recording is
+    chunked, _ = cluster_electrode(wf, few)
+    assert np.array_equal(labels, chunked)
     for u in (0, 1):
         assert accuracy(labels, truth == u) > 0.97
 

@@ -31,6 +31,7 @@ from ..params import ClusterParams
 from ..io.store import groups
 
 UNSORTED = -1
+VOTE_CHUNK = 65_536  # spikes placed at once by their neighbours' vote
 
 
 def principal_space(x: np.ndarray, n_dims: int, seed: int = 0, fit_idx: np.ndarray | None = None) -> np.ndarray:
@@ -132,15 +133,21 @@ def graph_units(z: np.ndarray, fit_idx: np.ndarray, params: ClusterParams, seed:
     found = np.asarray(graph.community_leiden(objective_function="modularity", resolution=params.resolution,
                                               n_iterations=-1).membership)
     community = merge_linked(found, near, params.merge_edges)
-    votes_of = np.empty((len(z), k), np.int64)
-    others = np.setdiff1d(np.arange(len(z)), fit_idx)
-    votes_of[fit_idx] = near
-    if len(others):
-        votes_of[others] = index.kneighbors(z[others], return_distance=False)
     m = community.max() + 1
-    votes = np.bincount((np.arange(len(z))[:, None] * m + community[votes_of]).ravel(),
-                        minlength=len(z) * m).reshape(len(z), m)
-    return votes.argmax(axis=1), votes.max(axis=1) >= params.min_confidence * k
+    in_sample = np.full(len(z), -1)
+    in_sample[fit_idx] = np.arange(len(fit_idx))
+    unit, sure = np.empty(len(z), np.int64), np.empty(len(z), bool)
+    for lo in range(0, len(z), VOTE_CHUNK):  # bounded memory for an hours-long electrode
+        pos = in_sample[lo:lo + VOTE_CHUNK]
+        voters = np.empty((len(pos), k), np.int64)
+        voters[pos >= 0] = near[pos[pos >= 0]]
+        if (pos < 0).any():
+            voters[pos < 0] = index.kneighbors(z[lo:lo + VOTE_CHUNK][pos < 0], return_distance=False)
+        votes = np.bincount((np.arange(len(pos))[:, None] * m + community[voters]).ravel(),
+                            minlength=len(pos) * m).reshape(len(pos), m)
+        unit[lo:lo + len(pos)] = votes.argmax(axis=1)
+        sure[lo:lo + len(pos)] = votes.max(axis=1) >= params.min_confidence * k
+    return unit, sure
 
 
 def cluster_electrode(features: np.ndarray, params: ClusterParams, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
