@@ -231,11 +231,13 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
     SESSIONS are paths, quoted globs ('data/*.ns6') or a .txt file listing one path per line.
     Exits non-zero if any session failed; sessions.csv says which and why.
     """
-    from .sessions import batch as run_batch
+    from .sessions import batch as run_batch, expand_sessions
     from .formats.exports import NWB_FIELDS, dandi_missing
     from .progress import Reporter
 
     metadata = {k: settings.pop(k) for k in NWB_FIELDS}
+    if settings.get("band_hz") is None and all(is_nev(p) for p in expand_sessions(sessions)):
+        settings["band_hz"] = NEV_BAND_HZ  # as `sort` gives a .nev
     _check_extras(exports)
     if "nwb" in exports and dandi_missing(metadata):
         click.echo(f"warning: the sessions' NWB files: {dandi_missing(metadata)}", err=True)

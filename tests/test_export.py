@@ -184,6 +184,9 @@ def test_sorting_a_nev_sorts_its_waveforms_without_filtering(sorted_small, tmp_p
     config = b["run"]["config"]
     assert tuple(config["band_hz"]) == NEV_BAND_HZ == default_config(nev).band_hz
     assert config["cluster"]["method"] == "mixture" and config["vae"]["contrast"] == 0.0
+    r = CliRunner().invoke(main, ["batch", str(nev), "-o", str(tmp_path / "batch"), "--features", "pca", "-q"])
+    assert r.exit_code == 0, r.output
+    assert tuple(spikevae.load_result(tmp_path / "batch" / "cut.spikevae")["run"]["config"]["band_hz"]) == NEV_BAND_HZ
     assert len(b["spikes"]["timestamp"]) == len(a["spikes"]["timestamp"])
     np.testing.assert_array_equal(np.sort(b["spikes"]["timestamp"]), np.sort(a["spikes"]["timestamp"]))
     # the same waveforms sort into about the same units
