@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import SortConfig, is_nev, settings
+from .config import SortConfig, default_band, settings
 from .errors import SpikevaeError
-from .params import NEV_BAND_HZ, TrackParams
+from .params import TrackParams
 
 
 class _Command(click.Command):
@@ -176,8 +176,7 @@ def sort(recording, out, overwrite, features, pca_components, model, exports, wo
     from .progress import Reporter
 
     metadata = {k: settings.pop(k) for k in NWB_FIELDS}
-    if is_nev(recording) and settings.get("band_hz") is None:
-        settings["band_hz"] = NEV_BAND_HZ  # the band its waveforms were cut in sets the band's defaults
+    settings["band_hz"] = settings["band_hz"] or default_band([recording])
     cfg = dataclasses.replace(build_config(**settings, features=features, pca_components=pca_components,
                                            electrode_map=electrode_map), workers=workers)
     _check_extras(exports)
@@ -236,8 +235,7 @@ def batch(sessions, out, model, jobs, scheduler, features, pca_components, worke
     from .progress import Reporter
 
     metadata = {k: settings.pop(k) for k in NWB_FIELDS}
-    if settings.get("band_hz") is None and all(is_nev(p) for p in expand_sessions(sessions)):
-        settings["band_hz"] = NEV_BAND_HZ  # as `sort` gives a .nev
+    settings["band_hz"] = settings["band_hz"] or default_band(expand_sessions(sessions))
     _check_extras(exports)
     if "nwb" in exports and dandi_missing(metadata):
         click.echo(f"warning: the sessions' NWB files: {dandi_missing(metadata)}", err=True)

@@ -113,11 +113,16 @@ def is_nev(path) -> bool:
     return isinstance(path, (str, Path)) and str(path).lower().endswith(".nev")
 
 
+def default_band(paths) -> tuple[float, float]:
+    """The band whose defaults a sort of ``paths`` takes when none is given: for .nev files only,
+    that of the online filter that cut their waveforms (``NEV_BAND_HZ``), since the clustering and
+    the contrastive term chosen for 250–750 Hz lose units on them (RESULTS.md, "Sorting a `.nev`")."""
+    return NEV_BAND_HZ if paths and all(map(is_nev, paths)) else SortConfig().band_hz
+
+
 def default_config(path=None) -> SortConfig:
-    """The default settings for sorting ``path``: a .nev's in the band of the online filter that
-    cut its waveforms (``NEV_BAND_HZ``), since the clustering and the contrastive term chosen for
-    250–750 Hz lose units on them (RESULTS.md, "Sorting a `.nev`")."""
-    return SortConfig(band_hz=NEV_BAND_HZ) if is_nev(path) else SortConfig()
+    """The default settings for sorting ``path`` (``default_band``)."""
+    return SortConfig(band_hz=default_band([path]))
 
 
 def settings(cfg: SortConfig):

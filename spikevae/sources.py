@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from .config import SortConfig
+from .config import SortConfig, is_nev
 from .sorting.detection import detect, from_waveforms
 from .sorting.filtering import BandpassFilter
 from .io.geometry import Geometry, recording_geometry
@@ -50,7 +50,7 @@ def open_source(path, cfg: SortConfig) -> Source:
                                   f"{info['name']}: {rec.n_channels} electrodes, {rec.duration_s:.1f} s in "
                                   f"{len(rec.segments)} segment(s), {info['file_spec']}", geometry)
     path = Path(path)
-    if path.suffix.lower() == ".nev":
+    if is_nev(path):
         spikes = read_nev_spikes(path, cfg.channels)
         ids = np.unique(spikes["electrode_id"])
         segments = spikes["segments"]

@@ -98,19 +98,18 @@ def merge_linked(community: np.ndarray, near: np.ndarray, max_share: float) -> n
     np.add.at(links, (np.repeat(community, k), community[near].ravel()), 1)
     links = links + links.T
     edges = np.bincount(community, minlength=m) * float(k)
-    alive = np.ones(m, bool)
-    target = np.arange(m)
-    while alive.sum() > 1:
+    target = np.arange(m)  # a community joined into another points at it
+    while (target == np.arange(m)).sum() > 1:
         share = links / np.maximum(np.minimum.outer(edges, edges), 1)
         np.fill_diagonal(share, 0)
-        share[~alive] = share[:, ~alive] = 0
+        joined = target != np.arange(m)
+        share[joined] = share[:, joined] = 0
         i, j = np.unravel_index(share.argmax(), share.shape)
         if share[i, j] <= max_share:
             break
         links[i] += links[j]
         links[:, i] += links[:, j]
         edges[i] += edges[j]
-        alive[j] = False
         target[target == j] = i
     return np.unique(target[community], return_inverse=True)[1]
 
