@@ -16,6 +16,7 @@ import numpy as np
 
 from .sorting.clustering import principal_space
 from .config import SortConfig
+from .params import graph_suits
 from .errors import SpikevaeError
 from .sorting.features import FEATURES, make_features
 from .simulators.groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, pair_units, score
@@ -163,6 +164,15 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict:
             "pairs": [{"unit_a": p[0], "unit_b": p[1], "agreement": p[2]} for p in pairs]}
 
 
+def clustering_for(cfg: SortConfig, name: str) -> SortConfig:
+    """The result's settings for feature space ``name``: its clustering, but a latent that a
+    neighbour graph cannot cluster (``params.graph_suits``) takes the mixture, as a sort with
+    those features would by default."""
+    if cfg.cluster.method == "graph" and not graph_suits(name, cfg.vae.contrast):
+        return replace(cfg, cluster=replace(cfg.cluster, method="mixture"))
+    return cfg
+
+
 def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: SortConfig | None = None,
             overwrite: bool = False, reporter: Reporter | None = None, sort_seeds: int = 1) -> dict:
     """Compare the feature space of a result (or of a fresh sort of a recording) with
@@ -199,11 +209,15 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
 
     detected = Spikes.from_result(res)
 
+    main_name = res.features
+
+    def settings(name, base=cfg):  # the result's own features as it was sorted, a baseline's as it would be
+        return base if name == main_name else clustering_for(base, name)
+
     def clustered(name, features, history):
-        unit, table, space = label_units(detected, features, cfg, rep)
+        unit, table, space = label_units(detected, features, settings(name), rep)
         return FeatureSorting(name=name, unit=unit, space=space, table=table, history=history)
 
-    main_name = res.features
     sortings = [clustered(main_name, spikes["latent"], run.get("training_history", {}))]
     if not np.array_equal(sortings[0].unit, spikes["unit"]):
         raise SpikevaeError(f"{result_dir}: re-clustering its features does not reproduce its units; "
@@ -225,7 +239,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
     for seed in range(cfg.seed + 1, cfg.seed + sort_seeds):
         cfg_seed = replace(cfg, seed=seed)
         for name in reseeded:
-            reseeded[name].append(label_units(detected, embedded(name, seed)[0], cfg_seed, rep)[0])
+            reseeded[name].append(label_units(detected, embedded(name, seed)[0], settings(name, cfg_seed), rep)[0])
 
     common = _common_space(detected, cfg)
     for s in sortings:
@@ -236,6 +250,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
                            "duration_s": res.duration_s, "segments": len(detected.segments),
                            "features": main_name, "steps": cfg.vae.steps, "latent_dim": cfg.vae.latent_dim,
                            "beta": cfg.vae.beta, "c_max": cfg.vae.c_max, "seed": cfg.seed,
+                           "clustering": {s.name: settings(s.name).cluster.method for s in sortings},
                            "spikevae": run.get("spikevae_version", "")},
               "feature_spaces": [s.name for s in sortings], "summary": {s.name: s.summary for s in sortings},
               "agreement": {s.name: agreement(sortings[0].unit, s.unit) for s in sortings[1:]},

@@ -59,7 +59,7 @@ class SortConfig:
         if self.vae.contrast is None:
             self.vae = replace(self.vae, contrast=default_contrast(self.band_hz))
         if self.cluster.method is None:
-            self.cluster = replace(self.cluster, method=default_clustering(self.band_hz))
+            self.cluster = replace(self.cluster, method=default_clustering(self.band_hz, self.features, self.vae.contrast))
         if self.split.min_amplitude_ratio is None:
             self.split = replace(self.split, min_amplitude_ratio=default_split_ratio(self.band_hz))
         if self.curation.min_amplitude_ratio is None:

@@ -45,12 +45,22 @@ def default_contrast(band_hz) -> float:
     return 1000.0 if band_hz[1] <= 1000 else 0.0
 
 
-def default_clustering(band_hz) -> str:
-    """How each electrode's units are found for the band: a narrow band leaves few dimensions,
-    which the hash of distant cells fills, and a neighbour graph of the contrastive latent keeps
-    units apart from it where Gaussian mixtures do not; at a wide band the mixture and the
-    look-alike split find more (RESULTS.md, "Neighbour-graph clustering")."""
-    return "graph" if band_hz[1] <= 1000 else "mixture"
+def graph_suits(features: str, contrast: float | None) -> bool:
+    """Whether a neighbour graph can cluster these features: a variational network without the
+    contrastive term (vae-plain, or vae with --contrast 0) keeps a code that is nearly one curve
+    along amplitude, whose graph is a chain (RESULTS.md, "Neighbour-graph clustering")."""
+    return not (features == "vae-plain" or (features == "vae" and not contrast))
+
+
+def default_clustering(band_hz, features: str = "vae", contrast: float | None = None) -> str:
+    """How each electrode's units are found for the band and features: a narrow band leaves few
+    dimensions, which the hash of distant cells fills, and a neighbour graph of the contrastive
+    latent (or of PCA, or of a plain auto-encoder's code) keeps units apart from it where Gaussian
+    mixtures do not; at a wide band the mixture and the look-alike split find more (RESULTS.md,
+    "Neighbour-graph clustering")."""
+    if contrast is None:
+        contrast = default_contrast(band_hz)
+    return "graph" if band_hz[1] <= 1000 and graph_suits(features, contrast) else "mixture"
 
 
 def default_threshold(band_hz) -> float:
@@ -131,7 +141,8 @@ class ClusterParams:
     method: str | None = setting(  # None = default_clustering of the band (SortConfig; alone: mixture)
         None, "--clustering", "How each electrode's spikes are grouped into units: communities of a neighbour "
         "graph of the features, or a Gaussian mixture chosen by BIC.", choices=("graph", "mixture"),
-        shown="graph for bands up to 1 kHz such as 250–750, mixture for wider ones; both tuned on ground truth")
+        shown="graph for bands up to 1 kHz such as 250–750, mixture for wider ones and for a variational network "
+        "without the contrastive term (vae-plain, --contrast 0); tuned on ground truth")
     max_units: int = 5             # mixture components
     n_dims: int = 5               # best with merging (RESULTS.md, "Merging overlapping mixture components")
     min_spikes: int = 15           # keeps slow units of short files

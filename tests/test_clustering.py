@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from spikevae.cli import build_config
+from spikevae.comparison import clustering_for
 from spikevae.config import SortConfig
+from spikevae.params import VAEConfig
 from spikevae.sorting import clustering
 from spikevae.sorting.clustering import ClusterParams, cluster_electrode
 
@@ -98,3 +100,17 @@ def test_the_band_picks_the_clustering_and_the_contrastive_term():
     # an option of the same section on the command line leaves the band's defaults to the band
     wide = build_config(band_hz=(250.0, 7500.0), max_train=4000, dead_time_ms=1.0)
     assert (wide.cluster.method, wide.vae.contrast, wide.detection.threshold) == ("mixture", 0.0, 3.5)
+
+
+def test_a_variational_code_without_the_contrastive_term_keeps_the_mixture():
+    # its code is nearly one curve along amplitude, whose neighbour graph is a chain
+    assert SortConfig(features="vae-plain").cluster.method == "mixture"
+    assert SortConfig(vae=VAEConfig(contrast=0.0)).cluster.method == "mixture"
+    assert SortConfig(features="ae").cluster.method == SortConfig(features="pca").cluster.method == "graph"
+    # compare clusters each baseline as a sort with its features would, unless the result chose otherwise
+    graph = SortConfig()
+    assert [clustering_for(graph, f).cluster.method for f in ("vae", "pca", "ae", "vae-plain")] == \
+        ["graph", "graph", "graph", "mixture"]
+    chosen = SortConfig(band_hz=(250.0, 7500.0), cluster=ClusterParams(method="graph"))
+    assert clustering_for(chosen, "pca").cluster.method == "graph"
+    assert clustering_for(SortConfig(cluster=ClusterParams(method="mixture")), "pca").cluster.method == "mixture"

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 import spikevae
 from spikevae.cli import main
 from spikevae.comparison import agreement, compare
+from spikevae.params import ClusterParams
 from spikevae.simulators.groundtruth import GroundTruth, score
 from spikevae.simulators.simulation import SimulationConfig, simulate
 
@@ -26,6 +27,7 @@ def report(sorted_small, tmp_path_factory):
 def test_every_feature_space_sorts_the_same_spikes_and_is_scored(report, sorted_small):
     result, gt = sorted_small
     assert report["feature_spaces"] == ["vae", "pca", "ae"]
+    assert report["settings"]["clustering"] == {"vae": "graph", "pca": "graph", "ae": "graph"}
     spikes = spikevae.load_result(result.out)["spikes"]
     assert report["spikes"] == len(spikes["timestamp"])
     # the ground truth beside the simulated recording was found and used
@@ -179,3 +181,18 @@ def test_report_page_renders_in_headless_chromium(report, tmp_path):
 
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.std() > 10  # text and figures, not a blank page
+
+
+def test_a_vae_plain_baseline_takes_the_mixture_and_a_result_keeps_its_own_clustering(tmp_path):
+    rec = tmp_path / "plain.ns6"
+    simulate(rec, SimulationConfig(n_electrodes=4, duration_s=15.0, seed=9, units_per_electrode=(1, 2),
+                                   rate_hz=(8.0, 20.0), amplitude_uv=(150.0, 300.0)))
+    pca = spikevae.sort(rec, fast_config(features="pca"), out=tmp_path / "pca")
+    report = compare(pca.out, baselines=("vae-plain",))
+    assert report["settings"]["clustering"] == {"pca": "graph", "vae-plain": "mixture"}
+    # a vae-plain result clustered by the graph (its default before the mixture) is compared as it was sorted
+    graph = fast_config(features="vae-plain", cluster=ClusterParams(method="graph"))
+    plain = spikevae.sort(rec, graph, out=tmp_path / "plain")
+    report = compare(plain.out, baselines=("pca",))
+    assert report["settings"]["clustering"] == {"vae-plain": "graph", "pca": "graph"}
+    assert report["summary"]["vae-plain"]["units"] >= 1
