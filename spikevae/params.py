@@ -45,21 +45,19 @@ def default_contrast(band_hz) -> float:
     return 1000.0 if band_hz[1] <= 1000 else 0.0
 
 
-def graph_suits(features: str, contrast: float | None) -> bool:
+def graph_suits(features: str, contrast: float) -> bool:
     """Whether a neighbour graph can cluster these features: a variational network without the
     contrastive term (vae-plain, or vae with --contrast 0) keeps a code that is nearly one curve
     along amplitude, whose graph is a chain (RESULTS.md, "Neighbour-graph clustering")."""
     return not (features == "vae-plain" or (features == "vae" and not contrast))
 
 
-def default_clustering(band_hz, features: str = "vae", contrast: float | None = None) -> str:
+def default_clustering(band_hz, features: str, contrast: float) -> str:
     """How each electrode's units are found for the band and features: a narrow band leaves few
     dimensions, which the hash of distant cells fills, and a neighbour graph of the contrastive
     latent (or of PCA, or of a plain auto-encoder's code) keeps units apart from it where Gaussian
     mixtures do not; at a wide band the mixture and the look-alike split find more (RESULTS.md,
     "Neighbour-graph clustering")."""
-    if contrast is None:
-        contrast = default_contrast(band_hz)
     return "graph" if band_hz[1] <= 1000 and graph_suits(features, contrast) else "mixture"
 
 
