@@ -136,7 +136,7 @@ class VAEConfig:
 
 @dataclass
 class ClusterParams:
-    method: str | None = setting(  # None = default_clustering of the band (SortConfig; alone: mixture)
+    method: str | None = setting(  # None = default_clustering of the band and features (SortConfig; alone: mixture)
         None, "--clustering", "How each electrode's spikes are grouped into units: communities of a neighbour "
         "graph of the features, or a Gaussian mixture chosen by BIC.", choices=("graph", "mixture"),
         shown="graph for bands up to 1 kHz such as 250–750, mixture for wider ones and for a variational network "
