@@ -10,7 +10,8 @@ clustering, split and curation as ``spikevae sort`` (``pipeline.embed`` and
 ``pipeline.label_units``), once per --sort-seeds. A variant changes any default of the sort,
 so this is also the tool that tunes them. Prints a table and writes JSON.
 
-    python benchmarks/heldout.py --seeds 202 203 304 305 406 407 508 509 610 611 712 713  # held out
+    python benchmarks/heldout.py --seeds 202 203 304 305 406 407 508 509 610 611 712 713 \
+        --settings standard hard --no-ceiling  # held out
     python benchmarks/heldout.py --families spikevae --seeds 101 \
         --features vae vae+steps=180 vae+detection.threshold=4.5 vae+cluster.merge_overlap=1  # tuning
 """
