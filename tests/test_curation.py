@@ -81,6 +81,21 @@ def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
     assert set(whole) == {0}   # the former rule: the hash joins the unit with them
 
 
+def test_two_look_alikes_that_follow_each_other_do_not_trade_spikes_for_ever():
+    # A (70 µV) fires; 1 ms later B (68 µV), 5 ms later a 40 µV burst spike clustered with B,
+    # which follows both. Moving it into A shrinks A's mean under B's, and B could then take it
+    # back: a sort of a real recording once hung here.
+    rng = np.random.default_rng(5)
+    a = poisson_ticks(rng, 3.0)
+    shape = -np.hanning(48)
+    t = np.r_[a, a + 30, a + 150]
+    wf = np.r_[np.tile(shape * 70, (len(a), 1)), np.tile(shape * 68, (len(a), 1)), np.tile(shape * 40, (len(a), 1))]
+    labels = np.r_[np.zeros(len(a), int), np.ones(2 * len(a), int)]
+    out = merge_bursts(labels, t, wf + rng.normal(0, 2, wf.shape), DURATION, narrow())
+    assert (out[:len(a)] == 0).all() and (out[2 * len(a):] == 0).all()
+    assert (out[len(a):2 * len(a)] == 1).mean() > 0.95  # but B's spikes that follow A's by chance
+
+
 def test_units_at_the_threshold_are_left_unsorted_and_ids_renumbered():
     rng = np.random.default_rng(2)
     n = 300

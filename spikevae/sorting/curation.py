@@ -94,15 +94,18 @@ def drop_echoes(labels: np.ndarray, timestamps: np.ndarray, amplitude: np.ndarra
 def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarray, duration_s: float,
                  params: CurationParams) -> np.ndarray:
     """One electrode's labels with burst followers moved into their unit, best pair first: the
-    smaller cluster's spikes that follow the larger's (all of it unless ``followers_only``)."""
+    smaller cluster's spikes that follow the larger's (all of it unless ``followers_only``).
+    Each cluster keeps the size it was clustered with: followers moved in would shrink a unit's
+    mean, and two look-alikes could then trade the same spikes back and forth for ever; so
+    spikes only move to a larger cluster, and the loop ends."""
     if params.min_amplitude_ratio is None:
         raise ValueError("CurationParams.min_amplitude_ratio is unset: take default_burst_ratio(band_hz)")
     labels = labels.copy()
+    size = {c: np.abs(waveforms[labels == c].mean(axis=0)).max() for c in np.unique(labels[labels != UNSORTED])}
     while True:
         ids = np.unique(labels[labels != UNSORTED])
         times = {c: np.sort(timestamps[labels == c]) for c in ids}
         mean = {c: waveforms[labels == c].mean(axis=0) for c in ids}
-        size = {c: np.abs(mean[c]).max() for c in ids}
         best = None
         for big in ids:
             for small in ids:
