@@ -40,13 +40,18 @@ from ceiling import NOISE, ceiling, spike_truth, truth_started_units
 from harness import add_recording_options, bands, recordings, variant, write_json
 
 
-def sort_features(spikes: Spikes, cfg: SortConfig, rep: Reporter
+def sort_features(spikes: Spikes, cfg: SortConfig, rep: Reporter, embedded: dict
                   ) -> tuple[np.ndarray, list[str], dict, np.ndarray, np.ndarray]:
     """Unit of every detected spike with ``cfg.features``, each unit's quality label, seconds of
-    training and clustering, the features and the clustering space."""
-    extractor = make_features(cfg.features, cfg.vae, pick_device(cfg.device), cfg.seed, cfg.pca_components)
-    features = np.zeros((spikes.n, extractor.dim), np.float32)
-    seconds = embed(extractor, spikes, features, rep)
+    training and clustering, the features and the clustering space. Features are made once per
+    feature setting and kept in ``embedded``, so variants of the later steps share them."""
+    key = (cfg.features, repr(cfg.vae), cfg.pca_components, cfg.seed)
+    if key not in embedded:
+        extractor = make_features(cfg.features, cfg.vae, pick_device(cfg.device), cfg.seed, cfg.pca_components)
+        features = np.zeros((spikes.n, extractor.dim), np.float32)
+        embedded[key] = features, embed(extractor, spikes, features, rep)
+    features, seconds = embedded[key]
+    seconds = dict(seconds)
     unit, table, space = label_units(spikes, features, cfg, rep, seconds=seconds)
     return unit, [r["quality"] for r in table.rows], seconds, features, space
 
@@ -110,10 +115,11 @@ def main():
                     ts = found.store.column("timestamp")
                     el = rec.electrode_ids[np.asarray(found.store.column("electrode"))]
                     truth = spike_truth(case.gt, ts, el) if args.ceiling else None
+                    embedded = {}
                     for spec, sort_seed, cfg in cfgs:
                         if cfg.detection != detection:
                             continue
-                        unit, quality, sec, features, space = sort_features(spikes, cfg, rep)
+                        unit, quality, sec, features, space = sort_features(spikes, cfg, rep, embedded)
                         s = {**score(case.gt, ts, unit).summary(case.gt.unit_snr),
                              **good_units(case.gt, ts, unit, quality)}
                         if args.ceiling:
