@@ -84,7 +84,7 @@ def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
 def test_two_look_alikes_that_follow_each_other_do_not_trade_spikes_for_ever():
     # A (70 µV) fires; 1 ms later B (68 µV), 5 ms later a 40 µV burst spike clustered with B,
     # which follows both. Moving it into A shrinks A's mean under B's, and B could then take it
-    # back: a sort of a real recording once hung here.
+    # back: the sort of a simulated recording, started from its truth, once hung here.
     rng = np.random.default_rng(5)
     a = poisson_ticks(rng, 3.0)
     shape = -np.hanning(48)
