@@ -21,6 +21,7 @@ from spikevae.simulators.groundtruth import GroundTruth, ground_truth_path
 
 OUT = Path(__file__).parent / "out"
 FAMILIES = ("spikevae", "spikeinterface")  # the package's simulator; one from SpikeInterface's generators
+THIRD_FAMILY = "mearec"  # MEArec's biophysical cells (simulate_mearec.py): only when named, as it needs the extra
 SETTINGS = ("standard", "hard", "stress")
 
 
@@ -28,7 +29,7 @@ def add_recording_options(ap: argparse.ArgumentParser, *, families=FAMILIES, see
                           name: str) -> None:
     """--families --settings --seeds --electrodes --duration --bands --device --cache --json, with
     this script's defaults; the JSON goes to benchmarks/out/<name>.json."""
-    ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(families))
+    ap.add_argument("--families", nargs="+", choices=FAMILIES + (THIRD_FAMILY,), default=list(families))
     ap.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     ap.add_argument("--seeds", type=int, nargs="+", default=list(seeds),
                     help="simulation seeds: 101 tunes, pairs 202 203 to 712 713 are the held-out report's")
@@ -45,7 +46,7 @@ def bands(args: argparse.Namespace) -> list[tuple[float, float]]:
 
 
 def recording(family: str, setting: str, seed: int, electrodes: int, duration: float, cache: Path) -> Path:
-    """The cached recording's path, simulated first when missing. Both families draw each spike
+    """The cached recording's path, simulated first when missing. Every family draws each spike
     at its exact time between two samples, as a real recording samples it."""
     path = cache / f"{family}-{setting}-{seed}-{electrodes}el-{duration:g}s-v1.ns6"
     if path.exists() and ground_truth_path(path).exists():

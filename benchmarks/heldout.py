@@ -1,8 +1,10 @@
-"""The β-VAE against PCA on two independent ground-truth families: the package's simulator
-(``spikevae.simulators.simulation``) and one built from SpikeInterface's generators (``spikevae.simulators.simulate_si``).
+"""The β-VAE against PCA on independent ground-truth families: the package's simulator
+(``spikevae.simulators.simulation``), one built from SpikeInterface's generators (``spikevae.simulators.simulate_si``)
+and, named with ``--families mearec``, one of MEArec's biophysical cells (``simulate_mearec.py``), on which
+nothing is tuned.
 
 Defaults are tuned on one family and seeds and reported on the other family and fresh seeds;
-this script scores both, so a gain that holds on one family alone shows. Both draw each spike
+this script scores each, so a gain that holds on one family alone shows. All draw each spike
 at its exact time between two samples, as a real recording samples it. Each recording
 (family × setting × seed, 96 electrodes × 60 s by default) is detected once per band and
 detection setting; then every variant in --features sees the same waveforms and the same
