@@ -1,4 +1,4 @@
-"""What every accuracy benchmark shares: the simulated recordings (two independent families,
+"""What every accuracy benchmark shares: the simulated recordings (independent families,
 cached), the options that name them, variants of the sort's defaults, spikevae's own sort of
 a recording, and the JSON each script writes.
 

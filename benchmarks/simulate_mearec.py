@@ -19,6 +19,7 @@ mechanisms on first use, which needs a C compiler).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,18 +73,25 @@ SETTINGS = {"standard": {}, "hard": HARD, "stress": STRESS}
 
 def template_library(cache: Path, progress=print) -> dict:
     """MEArec's templates of its default cell models on one electrode tip, generated once
-    (11 minutes on 2 cores) and cached: ``eap`` (n, samples) µV at 30 kHz × ``UPSAMPLE``
+    (8–11 minutes on 2 cores) and cached: ``eap`` (n, samples) µV at 30 kHz × ``UPSAMPLE``
     with the largest peak at ``trough``, ``cell`` (n,) the cell model of each, ``distance`` µm."""
     path = cache / f"mearec-library-{LIBRARY_PER_CELL}.npz"
     if not path.exists():
         import MEArec as mr
 
-        progress(f"generating MEArec's templates into {path} (once; about 11 minutes)")
+        progress(f"generating MEArec's templates into {path} (once; about 10 minutes)")
         params = mr.get_default_templates_params()
         params.update(probe="monotrode", n=LIBRARY_PER_CELL, xlim=[10, 150], ylim=[-100, 100], zlim=[-100, 100],
                       min_amp=3, seed=1)
-        save_library(mr.gen_templates(mr.get_default_cell_models_folder(), params=params, n_jobs=2, recompile=True,
-                                      templates_tmp_folder=cache / "mearec-tmp", verbose=False), path)
+        cache.mkdir(parents=True, exist_ok=True)
+        here = Path.cwd()
+        os.chdir(cache)  # MEArec writes its parameters into the working folder
+        try:
+            tempgen = mr.gen_templates(mr.get_default_cell_models_folder(), params=params, n_jobs=2, recompile=True,
+                                       templates_tmp_folder=cache.resolve() / "mearec-tmp", verbose=False)
+        finally:
+            os.chdir(here)
+        save_library(tempgen, path)
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
 
