@@ -57,10 +57,17 @@ def recording(family: str, setting: str, seed: int, electrodes: int, duration: f
 
         simulate(path, SimulationConfig(n_electrodes=electrodes, duration_s=duration, seed=seed, subsample_timing=True,
                                         **KNOBS[setting]))
-    else:
+    elif family == "spikeinterface":
         from spikevae.simulators.simulate_si import SETTINGS as KNOBS, SIUtahConfig, simulate_si
 
         simulate_si(path, SIUtahConfig(n_electrodes=electrodes, duration_s=duration, seed=seed, **KNOBS[setting]))
+    elif family == THIRD_FAMILY:
+        from simulate_mearec import SETTINGS as KNOBS, MEArecUtahConfig, simulate_mearec, template_library
+
+        simulate_mearec(path, MEArecUtahConfig(n_electrodes=electrodes, duration_s=duration, seed=seed,
+                                               **KNOBS[setting]), template_library(cache))
+    else:
+        raise ValueError(f"no simulator family {family!r}")
     return path
 
 

@@ -39,6 +39,8 @@ UNIT_MIN_UV, HASH_MAX_UV = 15.0, 8.0   # library troughs (cells near enough) tha
 
 @dataclass
 class MEArecUtahConfig:
+    """Every knob of the MEArec-based Utah simulator, named as ``simulate_si.SIUtahConfig``'s."""
+
     n_electrodes: int = 96
     duration_s: float = 60.0
     seed: int = 0
@@ -83,12 +85,13 @@ def template_library(cache: Path, progress=print) -> dict:
         params = mr.get_default_templates_params()
         params.update(probe="monotrode", n=LIBRARY_PER_CELL, xlim=[10, 150], ylim=[-100, 100], zlim=[-100, 100],
                       min_amp=3, seed=1)
-        cache.mkdir(parents=True, exist_ok=True)
+        folder = cache.resolve()
+        folder.mkdir(parents=True, exist_ok=True)
         here = Path.cwd()
-        os.chdir(cache)  # MEArec writes its parameters into the working folder
+        os.chdir(folder)  # MEArec writes its parameters into the working folder
         try:
             tempgen = mr.gen_templates(mr.get_default_cell_models_folder(), params=params, n_jobs=2, recompile=True,
-                                       templates_tmp_folder=cache.resolve() / "mearec-tmp", verbose=False)
+                                       templates_tmp_folder=folder / "mearec-tmp", verbose=False)
         finally:
             os.chdir(here)
         save_library(tempgen, path)
@@ -114,11 +117,14 @@ def _aligned(eap: np.ndarray, trough: int) -> np.ndarray:
 
 
 def _spike_trains(rates: np.ndarray, duration_s: float, seed: int) -> list[np.ndarray]:
-    """MEArec's gamma spike trains (seconds), one per rate."""
+    """MEArec's gamma spike trains (seconds), one per rate. MEArec hands each rate to elephant's
+    gamma process as its rate parameter, whose spikes come at that rate over the shape (half of it
+    at shape 2), so the rates go in multiplied by the shape."""
     from MEArec import SpikeTrainGenerator
 
-    gen = SpikeTrainGenerator(params={"rates": list(rates), "process": "gamma", "gamma_shape": 2, "ref_per": 2,
-                                      "t_start": 0, "duration": duration_s, "min_rate": 0.1}, seed=seed)
+    shape = 2
+    gen = SpikeTrainGenerator(params={"rates": list(shape * rates), "process": "gamma", "gamma_shape": shape,
+                                      "ref_per": 2, "t_start": 0, "duration": duration_s, "min_rate": 0.1}, seed=seed)
     gen.generate_spikes()
     return [np.asarray(st.times.rescale("s").magnitude, float) for st in gen.spiketrains]
 
@@ -140,6 +146,8 @@ def _modulation(times: np.ndarray, bursting: bool, duration_s: float) -> np.ndar
     import quantities as pq
     from MEArec.tools import compute_modulation
 
+    if len(times) == 0:
+        return np.zeros(0)
     st = neo.SpikeTrain(times * pq.s, t_stop=duration_s * pq.s)
     mod, _ = compute_modulation(st, n_el=1, mrand=1, sdrand=0.05, n_spikes=10 if bursting else 1, exp=0.2,
                                 max_burst_duration=100 * pq.ms)
