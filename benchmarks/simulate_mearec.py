@@ -225,10 +225,11 @@ def simulate_mearec(path, cfg: MEArecUtahConfig, library: dict, chunk_s: float =
         for seg in range(cfg.n_segments):
             seg_start = seg * (n_seg + gap)
             writer.begin_segment(seg_start)
-            at = [np.round(t * FS * UPSAMPLE).astype(np.int64) for t, _ in trains[seg]]
-            for u, a in enumerate(at):
-                ticks.append((a + UPSAMPLE // 2) // UPSAMPLE + seg_start)
-                units.append(np.full(len(a), u))
+            fine = [np.round(t * FS * UPSAMPLE).astype(np.int64) for t, _ in trains[seg]]
+            at = [np.divmod(f, UPSAMPLE) for f in fine]  # (sample, sub-sample phase) of each unit's spikes
+            for u, f in enumerate(fine):
+                ticks.append((f + UPSAMPLE // 2) // UPSAMPLE + seg_start)
+                units.append(np.full(len(f), u))
             art_at = np.sort(rng.integers(0, n_seg, rng.poisson(cfg.artifact_rate_hz * seg_s)))
             for c0 in range(0, n_seg, chunk):
                 c1 = min(c0 + chunk, n_seg)
@@ -243,10 +244,10 @@ def simulate_mearec(path, cfg: MEArecUtahConfig, library: dict, chunk_s: float =
                 if band_sd is None:
                     band_sd = np.median(np.abs(signal.sosfiltfilt(sos, data, axis=1)), axis=1) / MAD_TO_SD
                 for u in range(n_units):
-                    a, mod = at[u], trains[seg][u][1]
-                    near = (a // UPSAMPLE > c0 - length) & (a // UPSAMPLE < c1 + length)
-                    _add(data[home[u]], c0, a[near] // UPSAMPLE, a[near] % UPSAMPLE, mod[near],
-                         np.broadcast_to(shapes[u], (int(near.sum()), *shapes[u].shape)), nbefore)
+                    sample, phase = at[u]
+                    near = slice(*np.searchsorted(sample, (c0 - length + 1, c1 + length)))
+                    _add(data[home[u]], c0, sample[near], phase[near], trains[seg][u][1][near],
+                         np.broadcast_to(shapes[u], (len(sample[near]), *shapes[u].shape)), nbefore)
                 for t in art_at[(art_at > c0 - len(art_shape)) & (art_at < c1)]:
                     i0, i1 = max(t - c0, 0), min(t - c0 + len(art_shape), c1 - c0)
                     data[:, i0:i1] += cfg.artifact_uv * art_gain[:, None] * art_shape[i0 - (t - c0): i1 - (t - c0)]
