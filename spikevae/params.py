@@ -174,6 +174,7 @@ class SplitParams:
     covariance: str = "tied"           # of the two pieces (RESULTS.md, "Look-alike split")
     min_alike_spikes: int | None = 50  # fitted spikes each piece of near-equal trough needs (None: never split)
     min_shape_dprime: float = 1.5      # and their shapes' separation beyond amplitude and alignment
+    max_shift: int = 2                 # whole samples a spike may move to match its unit's mean first
     enabled: bool = True
 
 
@@ -192,7 +193,7 @@ class CurationParams:
     min_echo_fraction: float = 0.5     # share of the smaller unit's spikes that must be locked so
     max_echo_ratio: float = 0.5        # an echo's median trough, as a share of its spike's
     burst_lag_ms: tuple[float, float] = (2.0, 15.0)   # a follower's delay after the larger spike
-    min_follow_fraction: float = 0.15  # share of the small cluster's spikes that must be followers
+    min_follow_fraction: float = 0.08  # share of the small cluster's spikes that must be followers beyond chance
     max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
     min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
     min_amplitude_ratio: float | None = None  # the smaller's trough, as a share of the larger's

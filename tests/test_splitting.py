@@ -57,6 +57,20 @@ def test_two_lookalikes_in_one_unit_are_split_but_one_jittered_neuron_is_not(ban
     assert (off == 0).all()
 
 
+def test_a_broad_neuron_cut_at_whole_samples_either_way_is_not_split():
+    # A broad trough (seen from afar) is cut wherever the noise makes it deepest: here up to two
+    # samples either way. Its shifted copies differ beyond the mean's time derivative, and the
+    # shape test cut it in four; moved back to its mean first, it stays whole.
+    params = SortConfig(band_hz=(250, 7500)).split
+    rng = np.random.default_rng(0)
+    noise, ac = band_noise(rng, 600)
+    one = np.stack([20 * _template(stretch=2.0, shift=s) for s in rng.integers(-2, 3, 600)]) \
+        * rng.lognormal(0, 0.05, (600, 1)) + noise
+    spikes = as_spikes(one, autocorr={0: ac})
+    assert (split_units(np.zeros(600, int), spikes, params) == 0).all()
+    assert len(np.unique(split_units(np.zeros(600, int), spikes, dataclasses.replace(params, max_shift=0)))) == 4
+
+
 @pytest.mark.parametrize("band", [(250, 750), (250, 7500)])
 def test_two_neurons_of_equal_trough_and_different_shape_are_split_when_both_have_the_spikes(band):
     params = SortConfig(band_hz=band).split

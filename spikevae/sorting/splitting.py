@@ -18,13 +18,16 @@ keeps ``min_spikes``, and either
 - each holds ``min_alike_spikes`` of the spikes fitted and their shapes differ by
   ``min_shape_dprime`` beyond what one neuron's spikes vary by (``shape_dprime``).
 
-Whitening also brings out what is left of the jitter of trough alignment, which can cut
-one neuron into pieces that BIC alone would accept; such pieces differ along the mean
-waveform's time derivative, which ``shape_dprime`` leaves out. Pieces of fewer spikes are
-mostly a large unit's outliers (spikes overlapping another's, the tail of its amplitudes),
-which only a difference in size may split off, and only at a unit's first test. Pieces are
-tested again, up to ``max_units`` per unit, but into pieces of ``min_alike_spikes`` only:
-once the first test has opened a unit, the second cuts off such outliers far more often
+Whitening also brings out what is left of the jitter of trough alignment, which can cut one
+neuron into pieces that BIC alone would accept; such pieces differ along the mean waveform's
+time derivative, which ``shape_dprime`` leaves out. A neuron whose trough is broad (a cell
+seen from afar, at a wide band) is cut wherever the noise makes its trough deepest, several
+samples either way, which no derivative covers; so before the test each spike of a unit is
+moved by up to ``max_shift`` whole samples to best match the unit's mean. Pieces of fewer
+spikes are mostly a large unit's outliers (spikes overlapping another's, the tail of its
+amplitudes), which only a difference in size may split off, and only at a unit's first test.
+Pieces are tested again, up to ``max_units`` per unit, but into pieces of ``min_alike_spikes``
+only: once the first test has opened a unit, the second cuts off such outliers far more often
 than a third neuron. Burst pieces split here are rejoined by curation, which runs next.
 """
 from __future__ import annotations
@@ -86,6 +89,25 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, same: np.ndarray, p: SplitParams
     return side if max(a, b) >= p.min_amplitude_ratio * min(a, b) else None
 
 
+def _moved(x: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """Each row of ``x`` moved later by ``by[i]`` whole samples, its edge values held."""
+    n = x.shape[1]
+    return x[np.arange(len(x))[:, None], np.clip(np.arange(n)[None, :] - by[:, None], 0, n - 1)]
+
+
+def realigned(raw: np.ndarray, w: np.ndarray, max_shift: int, rounds: int = 2) -> np.ndarray:
+    """``raw`` waveforms each moved by the whole samples (up to ``max_shift`` either way) that
+    best match their mean, compared after whitening by ``w``; the mean is taken again
+    ``rounds`` times, from the waveforms as last moved."""
+    shifts = np.arange(-max_shift, max_shift + 1)
+    x = raw
+    for _ in range(rounds):
+        candidates = _moved(np.tile(x.mean(axis=0), (len(shifts), 1)), shifts) @ w
+        candidates /= np.linalg.norm(candidates, axis=1, keepdims=True)
+        x = _moved(raw, -shifts[np.argmax(raw @ w @ candidates.T, axis=1)])
+    return x
+
+
 def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarray, autocorr: np.ndarray | None,
                     params: SplitParams, seed: int = 0) -> np.ndarray:
     """Split the units of one electrode: per spike, 0 where its unit stays, or k when it went
@@ -98,6 +120,8 @@ def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarra
     for u in np.unique(lab[lab != UNSORTED]):
         members = np.flatnonzero(lab == u)
         raw = np.asarray(waveforms[members], dtype=np.float64)
+        if params.max_shift:
+            raw = realigned(raw, w, params.max_shift)
         x = raw @ w
         todo, pieces = [np.arange(len(members))], 1
         while todo and pieces < params.max_units:
