@@ -90,9 +90,18 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, same: np.ndarray, p: SplitParams
 
 
 def _moved(x: np.ndarray, by: np.ndarray) -> np.ndarray:
-    """Each row of ``x`` moved later by ``by[i]`` whole samples, its edge values held."""
-    n = x.shape[1]
-    return x[np.arange(len(x))[:, None], np.clip(np.arange(n)[None, :] - by[:, None], 0, n - 1)]
+    """Each row of ``x`` moved later by ``by[i]`` whole samples, its edge values held; built one
+    shift at a time, so that no index array as large as ``x`` is made."""
+    out = np.empty_like(x)
+    for k in np.unique(by):
+        rows = np.flatnonzero(by == k)
+        part = x[rows]
+        if k > 0:
+            part = np.concatenate([np.repeat(part[:, :1], k, axis=1), part[:, :-k]], axis=1)
+        elif k < 0:
+            part = np.concatenate([part[:, -k:], np.repeat(part[:, -1:], -k, axis=1)], axis=1)
+        out[rows] = part
+    return out
 
 
 def realigned(raw: np.ndarray, w: np.ndarray, max_shift: int, rounds: int = 2) -> np.ndarray:
@@ -104,7 +113,7 @@ def realigned(raw: np.ndarray, w: np.ndarray, max_shift: int, rounds: int = 2) -
     for _ in range(rounds):
         candidates = _moved(np.tile(x.mean(axis=0), (len(shifts), 1)), shifts) @ w
         candidates /= np.linalg.norm(candidates, axis=1, keepdims=True)
-        x = _moved(raw, -shifts[np.argmax(raw @ w @ candidates.T, axis=1)])
+        x = _moved(raw, -shifts[np.argmax(raw @ (w @ candidates.T), axis=1)])
     return x
 
 
