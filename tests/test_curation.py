@@ -85,7 +85,7 @@ def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
 
 def test_a_fast_units_hash_that_follows_it_a_little_more_than_chance_stays_apart():
     # A 20 Hz unit of a broad cell crosses again 2–4 ms after 250 of its spikes, into the hash
-    # of its shape (60 Hz): 28 % of the hash follows it, 6 % beyond the 23 % of chance. Far
+    # of its shape (60 Hz): 28 % of the hash follows it, 5 % beyond the 23 % of chance. Far
     # beyond chance in probability, far from a burst in share.
     rng = np.random.default_rng(6)
     big = poisson_ticks(rng, 20.0)
