@@ -112,7 +112,7 @@ def realigned(raw: np.ndarray, w: np.ndarray, max_shift: int, rounds: int = 2) -
     x = raw
     for _ in range(rounds):
         candidates = _moved(np.tile(x.mean(axis=0), (len(shifts), 1)), shifts) @ w
-        candidates /= np.linalg.norm(candidates, axis=1, keepdims=True)
+        candidates /= np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)  # a flat unit
         x = _moved(raw, -shifts[np.argmax(raw @ (w @ candidates.T), axis=1)])
     return x
 
