@@ -11,7 +11,8 @@ from .params import (NEV_BAND_HZ, ClusterParams, CurationParams, DetectionParams
 
 # settings added since results were first written, with the value such results ran with (a
 # result with no split section ran without the split step)
-FORMER_SETTINGS = {"split": {"min_alike_spikes": None, "max_shift": 0}, "curation": {"followers_only": False},
+FORMER_SETTINGS = {"split": {"min_alike_spikes": None, "max_shift": 0, "shift_step": 1.0},
+                   "curation": {"followers_only": False},
                    "cluster": {"method": "mixture"}, "vae": {"contrast": 0.0, "contrast_shift": 0}}
 
 
@@ -87,9 +88,9 @@ class SortConfig:
         """The inverse of ``to_dict``. Settings missing from ``d`` take their defaults, except in a
         result's run.json "config" (``result``), where settings added since take what the result
         ran with: no split step before there was one, no split of pieces of near-equal trough
-        before ``min_alike_spikes``, no realignment before the split before ``max_shift``, a
-        burst's whole cluster joined before ``followers_only``, and mixtures on a latent without
-        the contrastive term before ``method``."""
+        before ``min_alike_spikes``, no realignment before the split before ``max_shift`` and
+        whole samples only before ``shift_step``, a burst's whole cluster joined before
+        ``followers_only``, and mixtures on a latent without the contrastive term before ``method``."""
         c = dict(d)
         c["band_hz"] = tuple(c["band_hz"])
         if result:

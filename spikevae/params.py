@@ -174,7 +174,8 @@ class SplitParams:
     covariance: str = "tied"           # of the two pieces (RESULTS.md, "Look-alike split")
     min_alike_spikes: int | None = 50  # fitted spikes each piece of near-equal trough needs (None: never split)
     min_shape_dprime: float = 1.5      # and their shapes' separation beyond amplitude and alignment
-    max_shift: int = 2                 # whole samples a spike may move to match its unit's mean first
+    max_shift: int = 2                 # samples a spike may move either way to match its unit's mean first,
+    shift_step: float = 0.25           # in steps of this: whole ones leave a sharp flank up to half a sample off
     enabled: bool = True
 
 

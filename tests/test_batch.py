@@ -213,6 +213,11 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
     run_json.write_text(json.dumps(run))
     r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
     assert r.exit_code == 1 and "split.max_shift 0 → 2" in r.output, r.output
+    run["config"]["split"]["max_shift"] = 2
+    del run["config"]["split"]["shift_step"]  # before the realignment moved spikes by fractions of a sample
+    run_json.write_text(json.dumps(run))
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
+    assert r.exit_code == 1 and "split.shift_step 1.0 → 0.25" in r.output, r.output
 
 
 def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):

@@ -71,6 +71,22 @@ def test_a_broad_neuron_cut_at_whole_samples_either_way_is_not_split():
     assert len(np.unique(split_units(np.zeros(600, int), spikes, dataclasses.replace(params, max_shift=0)))) == 4
 
 
+def test_a_broad_neuron_with_a_sharp_flank_cut_anywhere_between_samples_is_not_split():
+    # A sharp peak before the broad trough: moved to its mean by whole samples only, a spike's
+    # peak stays up to half a sample off, and the shape test cuts the neuron in four; moved in
+    # quarter samples, it stays whole.
+    params = SortConfig(band_hz=(250, 7500)).split
+    rng = np.random.default_rng(0)
+    noise, ac = band_noise(rng, 600)
+    t = np.arange(N) - 16 - rng.uniform(-2, 2, (600, 1))
+    one = 20 * (-np.exp(-0.5 * (t / 4.0) ** 2) + np.exp(-0.5 * ((t + 7) / 1.2) ** 2)
+                + 0.35 * np.exp(-0.5 * ((t - 12) / 5.0) ** 2)) * rng.lognormal(0, 0.05, (600, 1)) + noise
+    spikes = as_spikes(one, autocorr={0: ac})
+    assert params.shift_step == 0.25 and (split_units(np.zeros(600, int), spikes, params) == 0).all()
+    whole = dataclasses.replace(params, shift_step=1.0)
+    assert len(np.unique(split_units(np.zeros(600, int), spikes, whole))) == 4
+
+
 @pytest.mark.parametrize("band", [(250, 750), (250, 7500)])
 def test_two_neurons_of_equal_trough_and_different_shape_are_split_when_both_have_the_spikes(band):
     params = SortConfig(band_hz=band).split

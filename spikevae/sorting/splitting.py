@@ -23,7 +23,9 @@ neuron into pieces that BIC alone would accept; such pieces differ along the mea
 time derivative, which ``shape_dprime`` leaves out. A neuron whose trough is broad (a cell
 seen from afar, at a wide band) is cut wherever the noise makes its trough deepest, several
 samples either way, which no derivative covers; so before the test each spike of a unit is
-moved by up to ``max_shift`` whole samples to best match the unit's mean. Pieces of fewer
+moved by up to ``max_shift`` samples to best match the unit's mean, in steps of ``shift_step``
+(whole samples leave a sharp flank beside the broad trough up to half a sample off, which cut
+large cells of MEArec's family into pieces of a hundred spikes). Pieces of fewer
 spikes are mostly a large unit's outliers (spikes overlapping another's, the tail of its
 amplitudes), which only a difference in size may split off, and only at a unit's first test.
 Pieces are tested again, up to ``max_units`` per unit, but into pieces of ``min_alike_spikes``
@@ -32,9 +34,11 @@ than a third neuron. Burst pieces split here are rejoined by curation, which run
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 from sklearn.mixture import GaussianMixture
 
 from .clustering import UNSORTED, posterior_overlap, principal_space
@@ -89,26 +93,29 @@ def _two_groups(x: np.ndarray, amp: np.ndarray, same: np.ndarray, p: SplitParams
     return side if max(a, b) >= p.min_amplitude_ratio * min(a, b) else None
 
 
+@lru_cache(maxsize=256)
+def _shift_map(n: int, k: float) -> np.ndarray:
+    """The linear map (n × n, applied on the right) that moves an ``n``-sample waveform later by
+    ``k`` samples, a fraction of one included: its cubic spline read at t − k, edge values held."""
+    t = np.arange(n)
+    return CubicSpline(t, np.eye(n), axis=0)(np.clip(t - k, 0, n - 1)).T
+
+
 def _moved(x: np.ndarray, by: np.ndarray) -> np.ndarray:
-    """Each row of ``x`` moved later by ``by[i]`` whole samples, its edge values held; built one
-    shift at a time, so that no index array as large as ``x`` is made."""
+    """Each row of ``x`` moved later by ``by[i]`` samples (``_shift_map``); built one shift at a
+    time, so that no array larger than ``x`` is made."""
     out = np.empty_like(x)
     for k in np.unique(by):
         rows = np.flatnonzero(by == k)
-        part = x[rows]
-        if k > 0:
-            part = np.concatenate([np.repeat(part[:, :1], k, axis=1), part[:, :-k]], axis=1)
-        elif k < 0:
-            part = np.concatenate([part[:, -k:], np.repeat(part[:, -1:], -k, axis=1)], axis=1)
-        out[rows] = part
+        out[rows] = x[rows] @ _shift_map(x.shape[1], float(k))
     return out
 
 
-def realigned(raw: np.ndarray, w: np.ndarray, max_shift: int, rounds: int = 2) -> np.ndarray:
-    """``raw`` waveforms each moved by the whole samples (up to ``max_shift`` either way) that
-    best match their mean, compared after whitening by ``w``; the mean is taken again
-    ``rounds`` times, from the waveforms as last moved."""
-    shifts = np.arange(-max_shift, max_shift + 1)
+def realigned(raw: np.ndarray, w: np.ndarray, max_shift: int, step: float = 1.0, rounds: int = 2) -> np.ndarray:
+    """``raw`` waveforms each moved by the shift (up to ``max_shift`` samples either way, in
+    steps of ``step``) that best matches their mean, compared after whitening by ``w``; the mean
+    is taken again ``rounds`` times, from the waveforms as last moved."""
+    shifts = np.arange(-max_shift, max_shift + step / 2, step)
     x = raw
     for _ in range(rounds):
         candidates = _moved(np.tile(x.mean(axis=0), (len(shifts), 1)), shifts) @ w
@@ -130,7 +137,7 @@ def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarra
         members = np.flatnonzero(lab == u)
         raw = np.asarray(waveforms[members], dtype=np.float64)
         if params.max_shift:
-            raw = realigned(raw, w, params.max_shift)
+            raw = realigned(raw, w, params.max_shift, params.shift_step)
         x = raw @ w
         todo, pieces = [np.arange(len(members))], 1
         while todo and pieces < params.max_units:
