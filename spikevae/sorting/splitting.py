@@ -111,7 +111,7 @@ def _moved(x: np.ndarray, by: np.ndarray) -> np.ndarray:
     return out
 
 
-def realigned(raw: np.ndarray, w: np.ndarray, max_shift: int, step: float = 1.0, rounds: int = 2) -> np.ndarray:
+def realigned(raw: np.ndarray, w: np.ndarray, max_shift: int, step: float, rounds: int = 2) -> np.ndarray:
     """``raw`` waveforms each moved by the shift (up to ``max_shift`` samples either way, in
     steps of ``step``) that best matches their mean, compared after whitening by ``w``; the mean
     is taken again ``rounds`` times, from the waveforms as last moved."""
