@@ -1,7 +1,7 @@
 """β-VAE training and encoding time by PyTorch thread count, on idle cores and beside busy
 processes (a shared lab machine, or ``batch --jobs`` sorting sessions side by side).
 
-Trains the default network (``VAEConfig``: 90 steps of 512) on ``max_train`` waveforms and
+Trains the default network (the default band's settings: 180 steps of 512) on ``max_train`` waveforms and
 encodes 600 000, once per thread count, first alone, then with ``--busy`` processes spinning
 on other cores; each measurement in a fresh process, so that thread pools start as a sort's do.
 
@@ -15,9 +15,9 @@ import sys
 
 CHILD = """
 import time, numpy as np, torch
-from spikevae.params import VAEConfig
+from spikevae.config import SortConfig
 from spikevae.sorting.train import cpu_threads, train
-cfg = VAEConfig()
+cfg = SortConfig().vae
 x = np.random.default_rng(0).standard_normal((cfg.max_train - cfg.max_train // 10, cfg.n_samples)).astype(np.float32)
 with cpu_threads({threads}):
     t = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 from .errors import SpikevaeError
 from .params import (NEV_BAND_HZ, ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams,
                      VAEConfig, at_least, default_burst_ratio, default_clustering, default_contrast, default_mixed_ratio,
-                     default_split_ratio, default_threshold, setting)
+                     default_split_ratio, default_steps, default_threshold, setting)
 
 # settings added since results were first written, with the value such results ran with (a
 # result with no split section ran without the split step)
@@ -59,6 +59,8 @@ class SortConfig:
             self.detection = replace(self.detection, threshold=default_threshold(self.band_hz))
         if self.vae.contrast is None:
             self.vae = replace(self.vae, contrast=default_contrast(self.band_hz))
+        if self.vae.steps is None:
+            self.vae = replace(self.vae, steps=default_steps(self.vae.contrast if self.features == "vae" else 0.0))
         if self.cluster.method is None:
             self.cluster = replace(self.cluster, method=default_clustering(self.band_hz, self.features, self.vae.contrast))
         if self.split.min_amplitude_ratio is None:

@@ -177,7 +177,7 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
     assert r.exit_code == 1 and "2 session(s)" in r.output and "detection.threshold 3.25 → 5.0" in r.output, r.output
     assert "--overwrite" in r.output and (tmp_path / "b" / "day0.spikevae" / "spikes.npz").read_bytes() == before
     r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--steps", "30"])
-    assert r.exit_code == 1 and "model.pt was trained with other settings (vae.steps 90 → 30)" in r.output, r.output
+    assert r.exit_code == 1 and "model.pt was trained with other settings (vae.steps 180 → 30)" in r.output, r.output
     r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5",
                              "--overwrite", "-q"])
     assert r.exit_code == 0 and "2 sorted" in r.output, r.output
@@ -218,6 +218,11 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
     run_json.write_text(json.dumps(run))
     r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
     assert r.exit_code == 1 and "split.shift_step 1.0 → 0.25" in r.output, r.output
+    run["config"]["split"]["shift_step"] = 0.25
+    run["config"]["vae"]["steps"] = 90  # before the contrastive term trained for 180 steps
+    run_json.write_text(json.dumps(run))
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
+    assert r.exit_code == 1 and "vae.steps 90 → 180" in r.output, r.output
 
 
 def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):

@@ -91,10 +91,13 @@ def test_the_graph_clusters_the_same_for_a_seed_and_assigns_every_spike_by_its_n
         assert accuracy(labels, truth == u) > 0.97
 
 
-def test_the_band_picks_the_clustering_and_the_contrastive_term():
+def test_the_band_picks_the_clustering_the_contrastive_term_and_the_training_steps():
     narrow, wide = SortConfig(), SortConfig(band_hz=(250.0, 7500.0))
-    assert (narrow.cluster.method, narrow.vae.contrast) == ("graph", 1000.0)
-    assert (wide.cluster.method, wide.vae.contrast) == ("mixture", 0.0)
+    assert (narrow.cluster.method, narrow.vae.contrast, narrow.vae.steps) == ("graph", 1000.0, 180)
+    assert (wide.cluster.method, wide.vae.contrast, wide.vae.steps) == ("mixture", 0.0, 90)
+    # the steps follow the term the trained network has, and one asked for stays
+    assert SortConfig(vae=VAEConfig(contrast=0.0)).vae.steps == SortConfig(features="ae").vae.steps == 90
+    assert build_config(steps=30).vae.steps == 30
     chosen = SortConfig(cluster=ClusterParams(method="mixture"))
     assert chosen.cluster.method == "mixture" and chosen.vae.contrast == 1000.0
     # an option of the same section on the command line leaves the band's defaults to the band

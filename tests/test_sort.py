@@ -52,7 +52,8 @@ def test_result_folder_holds_what_other_tools_load(sorted_small):
                                    "label", "write"}
     assert run["counts"]["kept"] == n and run["device"] == "cpu"
     assert run["config"]["detection"]["threshold"] == 3.25  # the default 250–750 Hz band's
-    assert run["training_history"]["step"][-1] == FAST.steps
+    assert run["config"]["vae"]["steps"] == 180  # the default with the band's contrastive term
+    assert run["training_history"]["step"][-1] == 180
     assert not list(out.parent.glob(".*partial*"))
 
 
