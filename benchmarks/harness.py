@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import spikevae
+from spikevae.comparison import baseline_settings
 from spikevae.config import SortConfig
 from spikevae.simulators.groundtruth import GroundTruth, ground_truth_path
 
@@ -121,9 +122,10 @@ def recordings(args: argparse.Namespace) -> Iterator[Case]:
 def variant(base: SortConfig, spec: str, seed: int = 0) -> SortConfig:
     """``vae``, ``pca``, ... with changed settings of the network or of another section of
     ``SortConfig``: ``vae+latent_dim=12+steps=180``, ``pca+quality.noise_l_ratio=inf``,
-    ``vae+detection.threshold=4.5``, ``vae+split.min_alike_spikes=none``."""
+    ``vae+detection.threshold=4.5``, ``vae+split.min_alike_spikes=none``. Another feature space than
+    ``base``'s takes the clustering and training steps a sort with it would (``baseline_settings``)."""
     name, *changes = spec.split("+")
-    cfg = dataclasses.replace(base, features=name, seed=seed)
+    cfg = dataclasses.replace(baseline_settings(dataclasses.replace(base, seed=seed), name), features=name)
     for change in changes:
         key, value = change.split("=")
         section, key = key.split(".") if "." in key else ("vae", key)

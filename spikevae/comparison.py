@@ -16,7 +16,7 @@ import numpy as np
 
 from .sorting.clustering import principal_space
 from .config import SortConfig
-from .params import graph_suits
+from .params import default_steps, graph_suits
 from .errors import SpikevaeError
 from .sorting.features import FEATURES, make_features
 from .simulators.groundtruth import WELL_DETECTED, GroundTruth, ground_truth_path, pair_units, score
@@ -164,12 +164,14 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict:
             "pairs": [{"unit_a": p[0], "unit_b": p[1], "agreement": p[2]} for p in pairs]}
 
 
-def clustering_for(cfg: SortConfig, name: str) -> SortConfig:
-    """The result's settings for feature space ``name``: its clustering, but a latent that a
-    neighbour graph cannot cluster (``params.graph_suits``) takes the mixture, as a sort with
-    those features would by default."""
+def baseline_settings(cfg: SortConfig, name: str) -> SortConfig:
+    """The result's settings for feature space ``name``, as a sort with those features would take
+    them by default: a latent that a neighbour graph cannot cluster (``params.graph_suits``) takes
+    the mixture, and a network trains its own default steps where the result trained its own."""
     if cfg.cluster.method == "graph" and not graph_suits(name, cfg.vae.contrast):
-        return replace(cfg, cluster=replace(cfg.cluster, method="mixture"))
+        cfg = replace(cfg, cluster=replace(cfg.cluster, method="mixture"))
+    if cfg.vae.steps == default_steps(cfg.features, cfg.vae.contrast):
+        cfg = replace(cfg, vae=replace(cfg.vae, steps=default_steps(name, cfg.vae.contrast)))
     return cfg
 
 
@@ -212,7 +214,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
     main_name = res.features
 
     def settings(name, base=cfg):  # the result's own features as it was sorted, a baseline's as it would be
-        return base if name == main_name else clustering_for(base, name)
+        return base if name == main_name else baseline_settings(base, name)
 
     def clustered(name, features, history):
         unit, table, space = label_units(detected, features, settings(name), rep)
@@ -225,7 +227,7 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
     device = pick_device("auto")
 
     def embedded(name, seed):
-        extractor = make_features(name, cfg.vae, device, seed, cfg.pca_components)
+        extractor = make_features(name, settings(name).vae, device, seed, cfg.pca_components)
         features = np.zeros((detected.n, extractor.dim), np.float32)
         if detected.n:
             with cpu_threads(torch_threads(cfg.threads)):
@@ -248,9 +250,10 @@ def compare(target, baselines=("pca",), ground_truth=None, out=None, *, config: 
               "settings": {"band_hz": list(cfg.band_hz), "threshold": cfg.detection.threshold,
                            "polarity": cfg.detection.polarity, "electrodes": len(detected.electrode_ids),
                            "duration_s": res.duration_s, "segments": len(detected.segments),
-                           "features": main_name, "steps": cfg.vae.steps, "latent_dim": cfg.vae.latent_dim,
+                           "features": main_name, "latent_dim": cfg.vae.latent_dim,
                            "beta": cfg.vae.beta, "c_max": cfg.vae.c_max, "seed": cfg.seed,
                            "clustering": {s.name: settings(s.name).cluster.method for s in sortings},
+                           "steps": {s.name: settings(s.name).vae.steps for s in sortings if s.name != "pca"},
                            "spikevae": run.get("spikevae_version", "")},
               "feature_spaces": [s.name for s in sortings], "summary": {s.name: s.summary for s in sortings},
               "agreement": {s.name: agreement(sortings[0].unit, s.unit) for s in sortings[1:]},

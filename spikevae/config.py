@@ -60,7 +60,7 @@ class SortConfig:
         if self.vae.contrast is None:
             self.vae = replace(self.vae, contrast=default_contrast(self.band_hz))
         if self.vae.steps is None:
-            self.vae = replace(self.vae, steps=default_steps(self.vae.contrast if self.features == "vae" else 0.0))
+            self.vae = replace(self.vae, steps=default_steps(self.features, self.vae.contrast))
         if self.cluster.method is None:
             self.cluster = replace(self.cluster, method=default_clustering(self.band_hz, self.features, self.vae.contrast))
         if self.split.min_amplitude_ratio is None:

@@ -45,11 +45,12 @@ def default_contrast(band_hz) -> float:
     return 1000.0 if band_hz[1] <= 1000 else 0.0
 
 
-def default_steps(contrast: float) -> int:
-    """Training steps for the network: without the contrastive term longer training over-splits;
-    with it 90 steps leave the latent unsettled, each initialisation sorting differently, and 180
-    sort more units at 250–750 Hz (RESULTS.md, "Training steps")."""
-    return 180 if contrast else 90
+def default_steps(features: str, contrast: float) -> int:
+    """Training steps for the network of ``features``: without the contrastive term (which only
+    ``vae`` has) longer training over-splits; with it 90 steps leave the latent unsettled, each
+    initialisation sorting differently, and 180 sort more units at 250–750 Hz (RESULTS.md,
+    "Choice of the β-VAE defaults")."""
+    return 180 if features == "vae" and contrast else 90
 
 
 def graph_suits(features: str, contrast: float) -> bool:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spikevae.cli import build_config
-from spikevae.comparison import clustering_for
+from spikevae.comparison import baseline_settings
 from spikevae.config import SortConfig
 from spikevae.params import VAEConfig
 from spikevae.sorting import clustering
@@ -112,8 +112,12 @@ def test_a_variational_code_without_the_contrastive_term_keeps_the_mixture():
     assert SortConfig(features="ae").cluster.method == SortConfig(features="pca").cluster.method == "graph"
     # compare clusters each baseline as a sort with its features would, unless the result chose otherwise
     graph = SortConfig()
-    assert [clustering_for(graph, f).cluster.method for f in ("vae", "pca", "ae", "vae-plain")] == \
+    assert [baseline_settings(graph, f).cluster.method for f in ("vae", "pca", "ae", "vae-plain")] == \
         ["graph", "graph", "graph", "mixture"]
     chosen = SortConfig(band_hz=(250.0, 7500.0), cluster=ClusterParams(method="graph"))
-    assert clustering_for(chosen, "pca").cluster.method == "graph"
-    assert clustering_for(SortConfig(cluster=ClusterParams(method="mixture")), "pca").cluster.method == "mixture"
+    assert baseline_settings(chosen, "pca").cluster.method == "graph"
+    assert baseline_settings(SortConfig(cluster=ClusterParams(method="mixture")), "pca").cluster.method == "mixture"
+    # and trains each network for its own default steps, unless the result chose its own
+    assert [baseline_settings(graph, f).vae.steps for f in ("vae", "ae", "vae-plain")] == [180, 90, 90]
+    assert baseline_settings(SortConfig(features="pca"), "vae").vae.steps == 180
+    assert baseline_settings(SortConfig(vae=VAEConfig(steps=30)), "ae").vae.steps == 30

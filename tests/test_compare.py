@@ -28,6 +28,8 @@ def test_every_feature_space_sorts_the_same_spikes_and_is_scored(report, sorted_
     result, gt = sorted_small
     assert report["feature_spaces"] == ["vae", "pca", "ae"]
     assert report["settings"]["clustering"] == {"vae": "graph", "pca": "graph", "ae": "graph"}
+    # each network trained as a sort with its features would: the contrastive β-VAE for longer
+    assert report["settings"]["steps"] == {"vae": 180, "ae": 90}
     spikes = spikevae.load_result(result.out)["spikes"]
     assert report["spikes"] == len(spikes["timestamp"])
     # the ground truth beside the simulated recording was found and used
