@@ -1,9 +1,10 @@
 """β-VAE training and encoding time by PyTorch thread count, on idle cores and beside busy
 processes (a shared lab machine, or ``batch --jobs`` sorting sessions side by side).
 
-Trains the default network (the default band's settings: 180 steps of 512) on ``max_train`` waveforms and
-encodes 600 000, once per thread count, first alone, then with ``--busy`` processes spinning
-on other cores; each measurement in a fresh process, so that thread pools start as a sort's do.
+Trains the default network (the default band's settings: 180 steps of 512) on ``max_train``
+waveforms and encodes 600 000, once per thread count, first alone, then with ``--busy``
+processes spinning on other cores; each measurement in a fresh process, so that thread pools
+start as a sort's do.
 
     python benchmarks/training_threads.py --threads 1 2 --busy 1
 """
