@@ -12,8 +12,9 @@ from .params import (NEV_BAND_HZ, ClusterParams, CurationParams, DetectionParams
 # settings added since results were first written, with the value such results ran with (a
 # result with no split section ran without the split step)
 FORMER_SETTINGS = {"split": {"min_alike_spikes": None, "max_shift": 0, "shift_step": 1.0},
-                   "curation": {"followers_only": False},
-                   "cluster": {"method": "mixture"}, "vae": {"contrast": 0.0, "contrast_shift": 0}}
+                   "curation": {"followers_only": False, "min_excess_share": 0.0},
+                   "cluster": {"method": "mixture", "join_valley": 2.0},
+                   "vae": {"contrast": 0.0, "contrast_shift": 0}}
 
 
 @dataclass
@@ -92,7 +93,9 @@ class SortConfig:
         ran with: no split step before there was one, no split of pieces of near-equal trough
         before ``min_alike_spikes``, no realignment before the split before ``max_shift`` and
         whole samples only before ``shift_step``, a burst's whole cluster joined before
-        ``followers_only``, and mixtures on a latent without the contrastive term before ``method``."""
+        ``followers_only`` and its followers however many by chance before ``min_excess_share``,
+        mixtures on a latent without the contrastive term before ``method`` and no join by valley
+        before ``join_valley``."""
         c = dict(d)
         c["band_hz"] = tuple(c["band_hz"])
         if result:

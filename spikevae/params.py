@@ -162,6 +162,8 @@ class ClusterParams:
     neighbours: int = 15           # each spike's edges in the graph, and the votes that assign it
     resolution: float = 0.1        # Leiden's modularity resolution: lower, fewer and larger communities
     merge_edges: float = 0.05      # communities joined while this share of the smaller's edges runs between them
+    join_valley: float = 0.9       # and then while their density has no valley deeper than this between them;
+                                   # above 1 = off (RESULTS.md, "Joining communities without a valley")
 
 
 def default_split_ratio(band_hz) -> float:
@@ -204,6 +206,8 @@ class CurationParams:
     max_echo_ratio: float = 0.5        # an echo's median trough, as a share of its spike's
     burst_lag_ms: tuple[float, float] = (2.0, 15.0)   # a follower's delay after the larger spike
     min_follow_fraction: float = 0.08  # share of the small cluster's spikes that must be followers beyond chance
+    min_excess_share: float = 0.5      # and share of its followers that must be beyond chance (RESULTS.md,
+                                       # "Joining communities without a valley")
     max_follow_p: float = 1e-6         # Poisson chance of that many followers at the larger unit's rate
     min_shape_corr: float = 0.9        # mean waveforms of a merged pair must be this alike
     min_amplitude_ratio: float | None = None  # the smaller's trough, as a share of the larger's

@@ -223,6 +223,16 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
     run_json.write_text(json.dumps(run))
     r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
     assert r.exit_code == 1 and "vae.steps 90 → 180" in r.output, r.output
+    run["config"]["vae"]["steps"] = 180
+    del run["config"]["cluster"]["join_valley"]  # before communities without a valley were joined
+    run_json.write_text(json.dumps(run))
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
+    assert r.exit_code == 1 and "cluster.join_valley 2.0 → 0.9" in r.output, r.output
+    run["config"]["cluster"]["join_valley"] = 0.9
+    del run["config"]["curation"]["min_excess_share"]  # before chance followers could join a burst's unit
+    run_json.write_text(json.dumps(run))
+    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
+    assert r.exit_code == 1 and "curation.min_excess_share 0.0 → 0.5" in r.output, r.output
 
 
 def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):

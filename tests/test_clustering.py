@@ -1,5 +1,5 @@
-"""Per-electrode clustering: a skewed unit stays one unit, distinct units stay apart, and the
-neighbour graph keeps a small unit apart from the hash of distant cells."""
+"""Per-electrode clustering: a skewed or widely spread unit stays one unit, distinct units stay
+apart, and the neighbour graph keeps a small unit apart from the hash of distant cells."""
 import dataclasses
 
 import numpy as np
@@ -26,7 +26,8 @@ def params(method, **changes):
     return dataclasses.replace(ClusterParams(), method=method, **changes)
 
 
-@pytest.mark.parametrize("method, unmerged", [("mixture", {"merge_overlap": 1.0}), ("graph", {"merge_edges": 0.1})])
+@pytest.mark.parametrize("method, unmerged", [("mixture", {"merge_overlap": 1.0}),
+                                              ("graph", {"merge_edges": 0.1, "join_valley": 2.0})])
 def test_a_skewed_unit_is_one_unit_not_two(method, unmerged):
     rng = np.random.default_rng(0)
     wf = spikes(rng, 3000, 120, 2.0, amp_sd=0.3)
@@ -54,6 +55,25 @@ def accuracy(labels, members):
     best = np.bincount(labels[members & (labels >= 0)], minlength=labels.max() + 1).argmax()
     hit = (labels[members] == best).sum()
     return hit / (members.sum() + (labels == best).sum() - hit)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_graph_joins_a_widely_spread_unit_but_not_two_units_of_one_shape(seed):
+    """A unit whose troughs spread ±40 % is cut by modularity into communities that share too few
+    edges to be joined; no valley lies between them, so they are joined. Two units of one shape,
+    150 and 100 µV, have a valley between them and stay apart."""
+    rng = np.random.default_rng(seed)
+    spread = spikes(rng, 3000, 120, 2.0, amp_sd=0.4)
+    cut, _ = cluster_electrode(spread, params("graph", join_valley=2.0))
+    assert cut.max() >= 1
+    labels, _ = cluster_electrode(spread, params("graph"))
+    assert labels.max() == 0 and (labels == 0).mean() > 0.9
+    two = np.r_[spikes(rng, 1500, 150, 2.0, 0.08), spikes(rng, 1500, 100, 2.0, 0.08)]
+    truth = np.r_[np.zeros(1500, int), np.ones(1500, int)]
+    labels, _ = cluster_electrode(two, params("graph"))
+    assert labels.max() == 1
+    for u in (0, 1):
+        assert accuracy(labels, truth == u) > 0.95
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

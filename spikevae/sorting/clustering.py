@@ -5,9 +5,12 @@ principal axes of that electrode's features, by one of two methods (``ClusterPar
 
 - ``graph``: each spike of a fit sample is joined to its ``neighbours`` nearest, the graph is cut
   into communities by Leiden's modularity (Traag et al. 2019; as Kilosort 4 clusters), and
-  communities joined while many of their edges run between them. Every spike then takes the
-  community most of its neighbours in the sample hold. A neighbour graph follows units of any
-  shape, where a mixture spends Gaussians on the hash of distant cells and joins units to it.
+  communities joined while many of their edges run between them, or while their density along
+  the axis that best tells them apart has no valley between them (one unit whose troughs
+  spread, as a fast cell's shrink after short intervals, is cut by modularity but shows no
+  valley; two cells do). Every spike then takes the community most of its neighbours in the
+  sample hold. A neighbour graph follows units of any shape, where a mixture spends Gaussians
+  on the hash of distant cells and joins units to it.
 - ``mixture``: Gaussian mixtures of 1..``max_units`` components, the one with the lowest BIC
   kept. BIC spends two Gaussians on one unit whose cloud is skewed (amplitude spread, drift), so
   components that overlap are then merged into one unit: a pair whose shared posterior mass
@@ -21,7 +24,7 @@ members is dissolved into unsorted.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import linalg, stats
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
@@ -114,6 +117,43 @@ def merge_linked(community: np.ndarray, near: np.ndarray, max_share: float) -> n
     return np.unique(target[community], return_inverse=True)[1]
 
 
+def valley_ratio(a: np.ndarray, b: np.ndarray, seed: int = 0, most: int = 4_000) -> float:
+    """Lowest density between two clouds' medians along their discriminant (Fisher's) axis, over
+    the density at the less dense of the two medians (Gaussian KDE of at most ``most`` points): 1
+    when the density falls monotonically from one cloud to the other, near 0 for a deep valley."""
+    w = linalg.solve(np.cov(a.T) + np.cov(b.T) + 1e-9 * np.eye(a.shape[1]), a.mean(0) - b.mean(0))
+    pa, pb = a @ w, b @ w
+    x = np.r_[pa, pb]
+    if np.ptp(x) == 0:  # one point repeated: nothing to tell apart
+        return 1.0
+    if len(x) > most:
+        x = np.random.default_rng(seed).choice(x, most, replace=False)
+    kde = stats.gaussian_kde(x)
+    ma, mb = np.median(pa), np.median(pb)
+    between = kde(np.linspace(min(ma, mb), max(ma, mb), 64))
+    return float(between.min() / max(min(kde(ma)[0], kde(mb)[0]), 1e-300))
+
+
+def join_without_valley(community: np.ndarray, z: np.ndarray, min_ratio: float, seed: int = 0) -> np.ndarray:
+    """Community index of each point after joining, the pair with the shallowest valley first,
+    communities whose ``valley_ratio`` is at least ``min_ratio``."""
+    community = community.copy()
+    tried: dict[tuple[int, int], float] = {}  # a pair's ratio, until either side changes
+    while True:
+        ids = [c for c in np.unique(community) if (community == c).sum() > z.shape[1] + 1]
+        best, pair = min_ratio, None
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                if (a, b) not in tried:
+                    tried[a, b] = valley_ratio(z[community == a], z[community == b], seed)
+                if tried[a, b] >= best:
+                    best, pair = tried[a, b], (a, b)
+        if pair is None:
+            return np.unique(community, return_inverse=True)[1]
+        community[community == pair[1]] = pair[0]
+        tried = {k: v for k, v in tried.items() if not set(k) & set(pair)}
+
+
 def graph_units(z: np.ndarray, fit_idx: np.ndarray, params: ClusterParams, seed: int = 0
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Each spike's community in the neighbour graph of ``z[fit_idx]`` (Leiden, then linked
@@ -132,6 +172,8 @@ def graph_units(z: np.ndarray, fit_idx: np.ndarray, params: ClusterParams, seed:
     found = np.asarray(graph.community_leiden(objective_function="modularity", resolution=params.resolution,
                                               n_iterations=-1).membership)
     community = merge_linked(found, near, params.merge_edges)
+    if params.join_valley <= 1:
+        community = join_without_valley(community, sample, params.join_valley, seed)
     m = community.max() + 1
     in_sample = np.full(len(z), -1)
     in_sample[fit_idx] = np.arange(len(fit_idx))

@@ -22,7 +22,9 @@ truth (``benchmarks/RESULTS.md``):
   lobes of up to 26 % of it at 250–750 Hz, 6 % at 250–7500 Hz) also follows it and must not be
   merged. Only the followers move: on hard recordings the small cluster is often the
   electrode's hash, which took the burst's late spikes with it; joined whole, it made the unit
-  fail its quality labels.
+  fail its quality labels. Nor do they move when most of them would follow by chance: a
+  large hash cluster has many chance followers of a fast unit, and a few of the filter's echoes
+  among them pass the test beyond chance.
 - Lowering the detection threshold catches more of each unit's spikes, but also noise and
   distant-unit hash, which cluster just above the threshold. A unit whose median trough is
   less than ``floor_ratio`` × the threshold is put back into unsorted (1.25 × 3.5 SD is the
@@ -51,15 +53,16 @@ def following(t_big: np.ndarray, t_small: np.ndarray, lag_ms: tuple[float, float
 
 
 def follow_fraction(t_big: np.ndarray, t_small: np.ndarray, duration_s: float,
-                    lag_ms: tuple[float, float]) -> tuple[float, float]:
+                    lag_ms: tuple[float, float]) -> tuple[float, float, float]:
     """Share of ``t_small`` spikes that follow a ``t_big`` spike within ``lag_ms`` beyond the
-    share expected if the two fired independently, and the Poisson probability of at least that
-    many followers then."""
+    share expected if the two fired independently, the Poisson probability of at least that
+    many followers then, and the share of the followers beyond chance."""
     lo, hi = (int(round(x * TICKS_PER_SECOND / 1e3)) for x in lag_ms)
     n = int(following(t_big, t_small, lag_ms).sum())
     rate = len(t_big) / max(duration_s, 1e-9)
     expected = len(t_small) * -np.expm1(-rate * (hi - lo) / TICKS_PER_SECOND)
-    return (n - expected) / max(len(t_small), 1), float(stats.poisson.sf(n - 1, expected))
+    return ((n - expected) / max(len(t_small), 1), float(stats.poisson.sf(n - 1, expected)),
+            (n - expected) / max(n, 1))
 
 
 def locked_fraction(t_big: np.ndarray, t_small: np.ndarray, lag_ms: tuple[float, float], jitter_ms: float) -> float:
@@ -116,8 +119,9 @@ def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarr
                 if not params.min_amplitude_ratio * size[big] <= size[small] < size[big] or \
                         np.corrcoef(mean[big], mean[small])[0, 1] < params.min_shape_corr:
                     continue
-                frac, p = follow_fraction(times[big], times[small], duration_s, params.burst_lag_ms)
-                if frac >= params.min_follow_fraction and p <= params.max_follow_p and (best is None or frac > best[0]):
+                frac, p, excess = follow_fraction(times[big], times[small], duration_s, params.burst_lag_ms)
+                if frac >= params.min_follow_fraction and p <= params.max_follow_p and \
+                        excess >= params.min_excess_share and (best is None or frac > best[0]):
                     best = (frac, big, small)
         if best is None:
             return labels
