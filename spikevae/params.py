@@ -162,8 +162,9 @@ class ClusterParams:
     neighbours: int = 15           # each spike's edges in the graph, and the votes that assign it
     resolution: float = 0.1        # Leiden's modularity resolution: lower, fewer and larger communities
     merge_edges: float = 0.05      # communities joined while this share of the smaller's edges runs between them
-    join_valley: float = 0.9       # and then while their density has no valley deeper than this between them;
-                                   # above 1 = off (RESULTS.md, "Joining communities without a valley")
+    join_valley: float = 0.9       # and then while the density between them stays above this share of their
+                                   # medians' (clustering.valley_ratio); above 1 = off (RESULTS.md, "Joining
+                                   # communities without a valley")
 
 
 def default_split_ratio(band_hz) -> float:
