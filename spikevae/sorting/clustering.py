@@ -130,8 +130,8 @@ def valley_ratio(a: np.ndarray, b: np.ndarray, seed: int = 0, most: int = 4_000)
         x = np.random.default_rng(seed).choice(x, most, replace=False)
     kde = stats.gaussian_kde(x)
     ma, mb = np.median(pa), np.median(pb)
-    between = kde(np.linspace(min(ma, mb), max(ma, mb), 64))
-    return float(between.min() / max(min(kde(ma)[0], kde(mb)[0]), 1e-300))
+    between = kde(np.linspace(min(ma, mb), max(ma, mb), 64))  # from one median to the other, both included
+    return float(between.min() / max(min(between[0], between[-1]), 1e-300))
 
 
 def join_without_valley(community: np.ndarray, z: np.ndarray, min_ratio: float, seed: int = 0) -> np.ndarray:
