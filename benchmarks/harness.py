@@ -122,7 +122,7 @@ def recordings(args: argparse.Namespace) -> Iterator[Case]:
 def variant(base: SortConfig, spec: str, seed: int = 0) -> SortConfig:
     """``vae``, ``pca``, ... with changed settings of the network or of another section of
     ``SortConfig``: ``vae+latent_dim=12+steps=180``, ``pca+quality.noise_l_ratio=inf``,
-    ``vae+detection.threshold=4.5``, ``vae+split.min_alike_spikes=none``. Another feature space than
+    ``vae+detection.threshold=4.5``, ``vae+split.min_alike_spikes=none``, ``vae+curation.refractory_ms=1.5:2``. Another feature space than
     ``base``'s takes the clustering and training steps a sort with it would (``baseline_settings``)."""
     name, *changes = spec.split("+")
     cfg = dataclasses.replace(baseline_settings(dataclasses.replace(base, seed=seed), name), features=name)
@@ -133,6 +133,8 @@ def variant(base: SortConfig, spec: str, seed: int = 0) -> SortConfig:
         current = getattr(old, key)
         if isinstance(current, bool):
             new = value.lower() in ("1", "true")
+        elif isinstance(current, tuple):
+            new = tuple(type(x)(v) for x, v in zip(current, value.split(":"), strict=True))
         elif value.lower() == "none":
             new = None
         else:

@@ -165,6 +165,8 @@ class ClusterParams:
     join_valley: float = 0.9       # and then while the density between them stays above this share of their
                                    # medians' (clustering.valley_ratio); above 1 = off (RESULTS.md, "Joining
                                    # communities without a valley")
+    mixture_join_valley: float = 0.95  # the same join among a mixture's units, after merging (RESULTS.md,
+                                       # "Burst modes joined whole")
 
 
 def default_split_ratio(band_hz) -> float:
@@ -199,6 +201,16 @@ def default_burst_ratio(band_hz) -> float:
     return 0.4 if band_hz[1] <= 1000 else 0.3
 
 
+def default_refractory_window(band_hz) -> tuple[float, float]:
+    """Distances (ms) at which pairs of two clusters' spikes are counted to tell one cell's
+    refractory period: up to 2 ms, the refractory period of the cells simulated, and from the
+    detector's dead time, 1 ms, except up to 1 kHz, where one spike's filtered waveform lasts so
+    long that two cells' spikes closer than 1.5 ms make one event: there pairs of true units lie
+    1.0–1.5 ms apart at 0.0–0.3 of the rate independent cells would have, against 0.8 or more at
+    1.5–2 ms (RESULTS.md, "Burst modes joined whole")."""
+    return (1.5, 2.0) if band_hz[1] <= 1000 else (1.0, 2.0)
+
+
 @dataclass
 class CurationParams:
     echo_lag_ms: tuple[float, float] = (0.4, 5.0)    # |lag| of a filter echo from its spike
@@ -214,6 +226,12 @@ class CurationParams:
     min_amplitude_ratio: float | None = None  # the smaller's trough, as a share of the larger's
                                        # (None: default_burst_ratio of the band)
     followers_only: bool = True        # of the smaller, only its followers join (RESULTS.md, "Burst followers")
+    refractory_ms: tuple[float, float] | None = None  # unless so few pairs of the two lie this
+    max_refractory_share: float | None = 0.2  # far apart (None: default_refractory_window of the
+    min_refractory_pairs: float = 5.0  # band) that they are one cell: this share of the pairs
+                                       # two independent cells would have, with at least this many
+                                       # expected; then all of it joins (None: never; RESULTS.md,
+                                       # "Burst modes joined whole")
     floor_ratio: float = FLOOR_RATIO   # a unit's median trough must reach this × the threshold
                                        # (RESULTS.md, "Curation floor")
 

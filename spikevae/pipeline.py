@@ -89,7 +89,7 @@ def refine_units(unit: np.ndarray, space: np.ndarray, spikes: Spikes, cfg: SortC
         with rep.bar("split", n_el, unit="electrode") as up:
             unit = split_units(unit, spikes, cfg.split, cfg.seed, progress=up, workers=pool_size(cfg.workers, n_el))
     t0 = _timed(seconds, "split", t0)
-    unit = curate(unit, spikes, cfg.curation)
+    unit = curate(unit, spikes, cfg.curation, cfg.detection.dead_time_ms)
     t0 = _timed(seconds, "curate", t0)
     table = unit_table(unit, spikes, cfg.detection.align_sample, cfg.detection.dead_time_ms)
     t0 = _timed(seconds, "measure", t0)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import spikevae
-from spikevae.sorting.curation import CurationParams, curate, drop_echoes, follow_fraction, locked_fraction, merge_bursts
+from spikevae.sorting.curation import (CurationParams, curate, drop_echoes, follow_fraction, following,
+                                      locked_fraction, merge_bursts)
 from spikevae.simulators.groundtruth import score
 from spikevae.simulators.simulation import SimulationConfig, simulate
 
@@ -81,6 +82,37 @@ def test_only_the_followers_of_a_cluster_join_the_bursting_unit():
     assert late.mean() < 0.25 and (out[len(big) + 150:][~late] == 1).all()
     whole = merge_bursts(labels, t, wf, DURATION, narrow(followers_only=False))
     assert set(whole) == {0}   # the former rule: the hash joins the unit with them
+
+
+def _bursting_unit(rng, rate=15.0, late_ms=25.0):
+    """A unit's spike times and which of them are small: bursts of 1–3 spikes 3–8 ms apart
+    after half its spikes, and every spike within ``late_ms`` of the one before shrunk, as
+    MEArec's cells are. Refractory: no two spikes closer than 2 ms."""
+    first = poisson_ticks(rng, rate)
+    late = [f + np.cumsum(rng.integers(90, 240, rng.integers(1, 4))) for f in first[rng.random(len(first)) < 0.5]]
+    t = np.sort(np.r_[first, np.concatenate(late)])
+    t = t[np.r_[True, np.diff(t) >= 60]]
+    return t, np.r_[False, np.diff(t) < late_ms * 30]
+
+
+@pytest.mark.parametrize("band", [NARROW, WIDE])
+def test_a_bursting_units_second_mode_joins_whole_when_it_keeps_the_units_refractory_period(band):
+    # Spikes 15–25 ms after the one before are small too, but follow no spike within the burst
+    # lags: only the two trains' shared refractory period tells that they are one cell.
+    params = spikevae.SortConfig(band_hz=band).curation
+    rng = np.random.default_rng(8)
+    t, small = _bursting_unit(rng)
+    labels, t, wf = _electrode(rng, t[~small], t[small], lambda s: s, small_uv=55)
+    slow = ~following(np.sort(t[labels == 0]), t, (2.0, 15.0)) & (labels == 1)
+    assert slow.sum() > 200
+    assert set(merge_bursts(labels, t, wf, DURATION, params)) == {0}
+    former = dataclasses.replace(params, max_refractory_share=None)
+    assert (merge_bursts(labels, t, wf, DURATION, former)[slow] == 1).all()
+    # an independent unit that also fires 2–15 ms after the large one's spikes has the pairs of two cells
+    other = np.sort(np.r_[poisson_ticks(rng, 15.0), rng.choice(t[labels == 0], 200) + rng.integers(60, 450, 200)])
+    labels, t, wf = _electrode(rng, t[labels == 0], other, lambda s: s, small_uv=55)
+    out = merge_bursts(labels, t, wf, DURATION, params)
+    assert (out == 1).sum() > 0.6 * len(other)
 
 
 def test_a_fast_units_hash_that_follows_it_a_little_more_than_chance_stays_apart():

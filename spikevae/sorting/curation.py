@@ -24,7 +24,14 @@ truth (``benchmarks/RESULTS.md``):
   electrode's hash, which took the burst's late spikes with it; joined whole, it made the unit
   fail its quality labels. Nor do they move when most of them would follow by chance: a
   large hash cluster has many chance followers of a fast unit, and a few of the filter's echoes
-  among them pass the test beyond chance.
+  among them pass the test beyond chance. The whole small cluster joins when its spikes and the
+  large one's keep one refractory period: far fewer pairs 1.5–2 ms apart (1–2 ms above 1 kHz)
+  than two independent trains would have. A cell whose spikes shrink after any short interval (MEArec's do, after up
+  to 100 ms) leaves a second mode most of whose spikes follow no spike within the burst lags.
+  Closer pairs tell nothing at 250–750 Hz, where two spikes of any two cells within 1.5 ms make
+  one event. Nor does the count alone: an event 1.5–2 ms from a large spike rides on its
+  rebound and is often clustered elsewhere, so a cluster of hash can look refractory beside a
+  unit. Only a pair that passed the follow test is judged by it.
 - Lowering the detection threshold catches more of each unit's spikes, but also noise and
   distant-unit hash, which cluster just above the threshold. A unit whose median trough is
   less than ``floor_ratio`` × the threshold is put back into unsorted (1.25 × 3.5 SD is the
@@ -65,6 +72,21 @@ def follow_fraction(t_big: np.ndarray, t_small: np.ndarray, duration_s: float,
             (n - expected) / max(n, 1))
 
 
+def refractory_share(t_a: np.ndarray, t_b: np.ndarray, duration_s: float,
+                     window_ms: tuple[float, float]) -> tuple[float, float]:
+    """Pairs of an ``t_a`` and a ``t_b`` spike (both sorted) whose distance lies within
+    ``window_ms``, as a share of the pairs two independent trains at their rates would have,
+    and that expected number. Near 0 when the two are one cell's spikes and the window lies
+    within its refractory period, near 1 when they are two cells or hash."""
+    lo, hi = (int(round(x * TICKS_PER_SECOND / 1e3)) for x in window_ms)
+    if hi <= lo:
+        return 1.0, 0.0
+    after = np.searchsorted(t_b, t_a + hi, "left") - np.searchsorted(t_b, t_a + lo, "left")
+    before = np.searchsorted(t_b, t_a - lo, "right") - np.searchsorted(t_b, t_a - hi, "right")
+    expected = len(t_a) * len(t_b) * 2 * (hi - lo) / TICKS_PER_SECOND / max(duration_s, 1e-9)
+    return int(after.sum() + before.sum()) / max(expected, 1e-9), expected
+
+
 def locked_fraction(t_big: np.ndarray, t_small: np.ndarray, lag_ms: tuple[float, float], jitter_ms: float) -> float:
     """Largest share of ``t_small`` spikes that have a ``t_big`` spike at one lag (± ``jitter_ms``,
     |lag| within ``lag_ms``); every pair within the lags counts, not only the nearest spike."""
@@ -99,9 +121,10 @@ def drop_echoes(labels: np.ndarray, timestamps: np.ndarray, amplitude: np.ndarra
 
 
 def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarray, duration_s: float,
-                 params: CurationParams) -> np.ndarray:
+                 params: CurationParams, dead_time_ms: float = 1.0) -> np.ndarray:
     """One electrode's labels with burst followers moved into their unit, best pair first: the
-    smaller cluster's spikes that follow the larger's (all of it unless ``followers_only``).
+    smaller cluster's spikes that follow the larger's (all of it unless ``followers_only``, or
+    when the two keep one cell's refractory period: ``one_cell``).
     Each cluster keeps the size it was clustered with: followers moved in would shrink a unit's
     mean, and two look-alikes could then trade the same spikes back and forth for ever; so
     spikes only move to a larger cluster, and the loop ends."""
@@ -126,13 +149,27 @@ def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarr
         if best is None:
             return labels
         small = np.flatnonzero(labels == best[2])
-        if params.followers_only:
+        if params.followers_only and not one_cell(times[best[1]], times[best[2]], duration_s, dead_time_ms, params):
             small = small[following(times[best[1]], timestamps[small], params.burst_lag_ms)]
         labels[small] = best[1]
 
 
-def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams) -> np.ndarray:
-    """Global unit ids after both steps, renumbered 0..k−1 in order (−1 = unsorted)."""
+def one_cell(t_big: np.ndarray, t_small: np.ndarray, duration_s: float, dead_time_ms: float,
+             params: CurationParams) -> bool:
+    """Whether two clusters' spikes keep one refractory period between them, with enough pairs
+    expected to tell."""
+    if params.max_refractory_share is None:
+        return False
+    if params.refractory_ms is None:
+        raise ValueError("CurationParams.refractory_ms is unset: take default_refractory_window(band_hz)")
+    window = (max(params.refractory_ms[0], dead_time_ms), params.refractory_ms[1])
+    share, expected = refractory_share(t_big, t_small, duration_s, window)
+    return expected >= params.min_refractory_pairs and share <= params.max_refractory_share
+
+
+def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams, dead_time_ms: float = 1.0) -> np.ndarray:
+    """Global unit ids after both steps, renumbered 0..k−1 in order (−1 = unsorted);
+    ``dead_time_ms`` is the detector's."""
     timestamps, amplitude, waveforms = spikes.timestamp, spikes.amplitude, spikes.waveform
     unit = np.asarray(unit).copy()
     for ch, idx in groups(spikes.electrode).items():
@@ -141,7 +178,8 @@ def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams) -> np.ndarr
         if len(np.unique(lab[lab != UNSORTED])) > 1:
             lab = drop_echoes(lab, np.asarray(timestamps[idx]), amp, params)
         if len(np.unique(lab[lab != UNSORTED])) > 1:
-            lab = merge_bursts(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), spikes.duration_s, params)
+            lab = merge_bursts(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), spikes.duration_s, params,
+                               dead_time_ms)
         floor = params.floor_ratio * spikes.threshold_uv[ch]
         for c in np.unique(lab[lab != UNSORTED]):
             if np.median(amp[lab == c]) < floor:
