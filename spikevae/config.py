@@ -13,7 +13,7 @@ from .params import (NEV_BAND_HZ, ClusterParams, CurationParams, DetectionParams
 # result with no split section ran without the split step)
 FORMER_SETTINGS = {"split": {"min_alike_spikes": None, "max_shift": 0, "shift_step": 1.0},
                    "curation": {"followers_only": False, "min_excess_share": 0.0, "max_refractory_share": None},
-                   "cluster": {"method": "mixture", "join_valley": 2.0, "mixture_join_valley": 2.0},
+                   "cluster": {"method": "mixture", "join_valley": 2.0},
                    "vae": {"contrast": 0.0, "contrast_shift": 0}}
 
 
@@ -98,7 +98,7 @@ class SortConfig:
         ``followers_only``, its followers however many by chance before ``min_excess_share`` and never
         the whole cluster beside them before ``max_refractory_share``,
         mixtures on a latent without the contrastive term before ``method`` and no join by valley
-        before ``join_valley`` (graph) and ``mixture_join_valley``."""
+        before ``join_valley``."""
         c = dict(d)
         c["band_hz"] = tuple(c["band_hz"])
         if result:

@@ -165,8 +165,6 @@ class ClusterParams:
     join_valley: float = 0.9       # and then while the density between them stays above this share of their
                                    # medians' (clustering.valley_ratio); above 1 = off (RESULTS.md, "Joining
                                    # communities without a valley")
-    mixture_join_valley: float = 0.95  # the same join among a mixture's units, after merging (RESULTS.md,
-                                       # "Burst modes joined whole")
 
 
 def default_split_ratio(band_hz) -> float:

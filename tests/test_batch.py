@@ -238,11 +238,6 @@ def test_a_resumed_batch_with_other_settings_is_refused_or_sorted_again(sessions
     run_json.write_text(json.dumps(run))
     r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
     assert r.exit_code == 1 and "curation.max_refractory_share None → 0.2" in r.output, r.output
-    run["config"]["curation"]["max_refractory_share"] = 0.2
-    del run["config"]["cluster"]["mixture_join_valley"]  # before a mixture's units were joined without a valley
-    run_json.write_text(json.dumps(run))
-    r = runner.invoke(main, ["batch", *two, "-o", str(tmp_path / "b"), "--max-train", "4000", "--threshold", "5"])
-    assert r.exit_code == 1 and "cluster.mixture_join_valley 2.0 → 0.95" in r.output, r.output
 
 
 def test_a_resumed_batch_writes_exports_again_when_their_metadata_changed(sessions, tmp_path):

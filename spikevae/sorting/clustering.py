@@ -14,9 +14,7 @@ principal axes of that electrode's features, by one of two methods (``ClusterPar
 - ``mixture``: Gaussian mixtures of 1..``max_units`` components, the one with the lowest BIC
   kept. BIC spends two Gaussians on one unit whose cloud is skewed (amplitude spread, drift), so
   components that overlap are then merged into one unit: a pair whose shared posterior mass
-  (Σ min(p_i, p_j)) exceeds ``merge_overlap`` of the smaller one's (after Hennig 2010). Units
-  are then joined where no valley lies between them, as the graph's communities are: a burst's
-  shrunk spikes and its first ones, in two components that share too little mass to merge.
+  (Σ min(p_i, p_j)) exceeds ``merge_overlap`` of the smaller one's (after Hennig 2010).
 
 A spike is left unsorted (−1) when its unit claims it with less than ``min_confidence`` (the
 share of its neighbours, or its posterior) or, in a mixture, it lies beyond the
@@ -69,11 +67,6 @@ def merge_overlapping(post: np.ndarray, max_overlap: float) -> np.ndarray:
         group[group == pair[1]] = pair[0]
 
 
-def unit_posterior(post: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Each spike's posterior of each unit: the summed posteriors of its components (``group``: unit of each)."""
-    return np.stack([post[:, group == g].sum(axis=1) for g in range(group.max() + 1)], axis=1)
-
-
 def mixture_units(z: np.ndarray, fit_idx: np.ndarray, params: ClusterParams, seed: int = 0
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Each spike's unit in the BIC-best Gaussian mixture fitted on ``z[fit_idx]``, its
@@ -87,14 +80,7 @@ def mixture_units(z: np.ndarray, fit_idx: np.ndarray, params: ClusterParams, see
             best, best_bic = gmm, bic
     post = best.predict_proba(z)
     group = merge_overlapping(post[fit_idx], params.merge_overlap)
-    unit_post = unit_posterior(post, group)
-    if params.mixture_join_valley <= 1:
-        sample = unit_post[fit_idx].argmax(axis=1)
-        joined = join_without_valley(sample, z[fit_idx], params.mixture_join_valley, seed)
-        to = np.arange(group.max() + 1) + joined.max() + 1  # a unit the sample lacks keeps an id of its own
-        to[sample] = joined
-        group = np.unique(to[group], return_inverse=True)[1]
-        unit_post = unit_posterior(post, group)
+    unit_post = np.stack([post[:, group == g].sum(axis=1) for g in range(group.max() + 1)], axis=1)
     lab = unit_post.argmax(axis=1)
     d2 = np.full(len(z), np.inf)
     for c in range(best.n_components):
