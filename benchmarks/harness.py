@@ -122,8 +122,9 @@ def recordings(args: argparse.Namespace) -> Iterator[Case]:
 def variant(base: SortConfig, spec: str, seed: int = 0) -> SortConfig:
     """``vae``, ``pca``, ... with changed settings of the network or of another section of
     ``SortConfig``: ``vae+latent_dim=12+steps=180``, ``pca+quality.noise_l_ratio=inf``,
-    ``vae+detection.threshold=4.5``, ``vae+split.min_alike_spikes=none``, ``vae+curation.refractory_ms=1.5:2``. Another feature space than
-    ``base``'s takes the clustering and training steps a sort with it would (``baseline_settings``)."""
+    ``vae+detection.threshold=4.5``, ``vae+split.min_alike_spikes=none``, ``vae+curation.refractory_ms=1.5:2``
+    (a pair). Another feature space than ``base``'s takes the clustering and training steps a sort with it
+    would (``baseline_settings``)."""
     name, *changes = spec.split("+")
     cfg = dataclasses.replace(baseline_settings(dataclasses.replace(base, seed=seed), name), features=name)
     for change in changes:

@@ -26,12 +26,12 @@ truth (``benchmarks/RESULTS.md``):
   large hash cluster has many chance followers of a fast unit, and a few of the filter's echoes
   among them pass the test beyond chance. The whole small cluster joins when its spikes and the
   large one's keep one refractory period: far fewer pairs 1.5–2 ms apart (1–2 ms above 1 kHz)
-  than two independent trains would have. A cell whose spikes shrink after any short interval (MEArec's do, after up
-  to 100 ms) leaves a second mode most of whose spikes follow no spike within the burst lags.
-  Closer pairs tell nothing at 250–750 Hz, where two spikes of any two cells within 1.5 ms make
-  one event. Nor does the count alone: an event 1.5–2 ms from a large spike rides on its
-  rebound and is often clustered elsewhere, so a cluster of hash can look refractory beside a
-  unit. Only a pair that passed the follow test is judged by it.
+  than two independent trains would have. A cell whose spikes shrink after any short interval
+  (MEArec's do, after up to 100 ms) leaves a second mode most of whose spikes follow no spike
+  within the burst lags. Closer pairs tell nothing at 250–750 Hz, where two spikes of any two
+  cells within 1.5 ms make one event. Nor does the count alone: an event 1.5–2 ms from a large
+  spike rides on its rebound and is often clustered elsewhere, so a cluster of hash can look
+  refractory beside a unit. Only a pair that passed the follow test is judged by it.
 - Lowering the detection threshold catches more of each unit's spikes, but also noise and
   distant-unit hash, which cluster just above the threshold. A unit whose median trough is
   less than ``floor_ratio`` × the threshold is put back into unsorted (1.25 × 3.5 SD is the
