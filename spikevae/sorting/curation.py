@@ -87,6 +87,19 @@ def refractory_share(t_a: np.ndarray, t_b: np.ndarray, duration_s: float,
     return int(after.sum() + before.sum()) / max(expected, 1e-9), expected
 
 
+def one_cell(t_big: np.ndarray, t_small: np.ndarray, duration_s: float, dead_time_ms: float,
+             params: CurationParams) -> bool:
+    """Whether two clusters' spikes keep one refractory period between them, with enough pairs
+    expected to tell."""
+    if params.max_refractory_share is None:
+        return False
+    if params.refractory_ms is None:
+        raise ValueError("CurationParams.refractory_ms is unset: take default_refractory_window(band_hz)")
+    window = (max(params.refractory_ms[0], dead_time_ms), params.refractory_ms[1])
+    share, expected = refractory_share(t_big, t_small, duration_s, window)
+    return expected >= params.min_refractory_pairs and share <= params.max_refractory_share
+
+
 def locked_fraction(t_big: np.ndarray, t_small: np.ndarray, lag_ms: tuple[float, float], jitter_ms: float) -> float:
     """Largest share of ``t_small`` spikes that have a ``t_big`` spike at one lag (± ``jitter_ms``,
     |lag| within ``lag_ms``); every pair within the lags counts, not only the nearest spike."""
@@ -152,19 +165,6 @@ def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarr
         if params.followers_only and not one_cell(times[best[1]], times[best[2]], duration_s, dead_time_ms, params):
             small = small[following(times[best[1]], timestamps[small], params.burst_lag_ms)]
         labels[small] = best[1]
-
-
-def one_cell(t_big: np.ndarray, t_small: np.ndarray, duration_s: float, dead_time_ms: float,
-             params: CurationParams) -> bool:
-    """Whether two clusters' spikes keep one refractory period between them, with enough pairs
-    expected to tell."""
-    if params.max_refractory_share is None:
-        return False
-    if params.refractory_ms is None:
-        raise ValueError("CurationParams.refractory_ms is unset: take default_refractory_window(band_hz)")
-    window = (max(params.refractory_ms[0], dead_time_ms), params.refractory_ms[1])
-    share, expected = refractory_share(t_big, t_small, duration_s, window)
-    return expected >= params.min_refractory_pairs and share <= params.max_refractory_share
 
 
 def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams, dead_time_ms: float = 1.0) -> np.ndarray:
