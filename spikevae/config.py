@@ -6,12 +6,13 @@ from pathlib import Path
 
 from .errors import SpikevaeError
 from .params import (NEV_BAND_HZ, ClusterParams, CurationParams, DetectionParams, QualityParams, SplitParams,
-                     VAEConfig, at_least, default_burst_ratio, default_clustering, default_contrast, default_mixed_ratio,
-                     default_refractory_window, default_split_ratio, default_steps, default_threshold, setting)
+                     VAEConfig, at_least, default_burst_ratio, default_clustering, default_contrast,
+                     default_join_valley, default_mixed_ratio, default_refractory_window, default_split_ratio,
+                     default_steps, default_threshold, setting)
 
 # settings added since results were first written, with the value such results ran with (a
 # result with no split section ran without the split step)
-FORMER_SETTINGS = {"split": {"min_alike_spikes": None, "max_shift": 0, "shift_step": 1.0},
+FORMER_SETTINGS = {"split": {"min_alike_spikes": None, "max_shift": 0, "shift_step": 1.0, "join_valley": 2.0},
                    "curation": {"followers_only": False, "min_excess_share": 0.0, "max_refractory_share": None},
                    "cluster": {"method": "mixture", "join_valley": 2.0},
                    "vae": {"contrast": 0.0, "contrast_shift": 0}}
@@ -66,6 +67,8 @@ class SortConfig:
             self.cluster = replace(self.cluster, method=default_clustering(self.band_hz, self.features, self.vae.contrast))
         if self.split.min_amplitude_ratio is None:
             self.split = replace(self.split, min_amplitude_ratio=default_split_ratio(self.band_hz))
+        if self.split.join_valley is None:
+            self.split = replace(self.split, join_valley=default_join_valley(self.band_hz))
         if self.curation.min_amplitude_ratio is None:
             self.curation = replace(self.curation, min_amplitude_ratio=default_burst_ratio(self.band_hz))
         if self.curation.refractory_ms is None:
@@ -94,11 +97,11 @@ class SortConfig:
         result's run.json "config" (``result``), where settings added since take what the result
         ran with: no split step before there was one, no split of pieces of near-equal trough
         before ``min_alike_spikes``, no realignment before the split before ``max_shift`` and
-        whole samples only before ``shift_step``, a burst's whole cluster joined before
-        ``followers_only``, its followers however many by chance before ``min_excess_share`` and never
-        the whole cluster beside them before ``max_refractory_share``,
-        mixtures on a latent without the contrastive term before ``method`` and no join by valley
-        before ``join_valley``."""
+        whole samples only before ``shift_step``, no units joined after it before
+        ``split.join_valley``, a burst's whole cluster joined before ``followers_only``, its
+        followers however many by chance before ``min_excess_share`` and never the whole cluster
+        beside them before ``max_refractory_share``, mixtures on a latent without the contrastive
+        term before ``method`` and no join by valley before ``cluster.join_valley``."""
         c = dict(d)
         c["band_hz"] = tuple(c["band_hz"])
         if result:

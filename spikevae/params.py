@@ -174,6 +174,15 @@ def default_split_ratio(band_hz) -> float:
     return 1.2 if band_hz[1] <= 1000 else 1.05
 
 
+def default_join_valley(band_hz) -> float:
+    """Least valley ratio at which two units of near-equal trough are joined as one neuron, for
+    the band: off up to 1 kHz, where the graph's communities are already joined where no valley
+    lies between them (``ClusterParams.join_valley``) and the pieces of one neuron that stay apart
+    are few; 0.95 above, where the mixture cuts cells of broad trough by where the noise puts it
+    (RESULTS.md, "Pieces of one neuron joined")."""
+    return 2.0 if band_hz[1] <= 1000 else 0.95
+
+
 @dataclass
 class SplitParams:
     min_amplitude_ratio: float | None = None  # None = default_split_ratio of the band
@@ -188,6 +197,10 @@ class SplitParams:
     min_shape_dprime: float = 1.5      # and their shapes' separation beyond amplitude and alignment
     max_shift: int = 2                 # samples a spike may move either way to match its unit's mean first,
     shift_step: float = 0.25           # in steps of this: whole ones leave a sharp flank up to half a sample off
+    join_valley: float | None = None   # two units are joined while the density between them, realigned together,
+    join_ratio: float = 0.9            # stays above this share of their medians', if their median troughs
+                                       # are at least this share of each other (None: default_join_valley
+                                       # of the band; above 1 = off)
     enabled: bool = True
 
 

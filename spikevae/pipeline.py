@@ -2,7 +2,7 @@
 own module and each timed in run.json's "seconds":
 
     open the source (sources) → read, filter, detect (reader, filtering, detection)
-    → embed (features: β-VAE or a baseline) → cluster (clustering) → split (splitting)
+    → embed (features: β-VAE or a baseline) → cluster (clustering) → split, join (splitting)
     → curate (curation) → measure (metrics) → label (quality) → write (output)
 
 ``embed`` and ``label_units`` (cluster, then ``refine_units``: split to label) are the steps
@@ -33,7 +33,7 @@ from .params import MIN_TRAIN_SPIKES, DetectionParams
 from .io.reader import file_checksum
 from .sources import open_source
 from .sorting.spikes import Spikes
-from .sorting.splitting import split_units
+from .sorting.splitting import join_units, split_units
 from .sorting.train import TrainedModel, cpu_threads, pick_device
 
 
@@ -79,9 +79,10 @@ def label_units(spikes: Spikes, features, cfg: SortConfig, rep: Reporter, *, sec
 
 def refine_units(unit: np.ndarray, space: np.ndarray, spikes: Spikes, cfg: SortConfig, rep: Reporter, *,
                  seconds: dict | None = None) -> tuple[np.ndarray, UnitTable]:
-    """Split look-alikes among clustered ``unit``s, curate them, measure them and label their
-    quality (``noise`` left unsorted, isolation measured in ``space``); each step's time into
-    ``seconds``. Apart from ``label_units`` so that a benchmark can start it from known units."""
+    """Split look-alikes among clustered ``unit``s, join the pieces of one neuron, curate them,
+    measure them and label their quality (``noise`` left unsorted, isolation measured in
+    ``space``); each step's time into ``seconds``. Apart from ``label_units`` so that a benchmark
+    can start it from known units."""
     seconds = {} if seconds is None else seconds
     n_el = len(np.unique(spikes.electrode)) if spikes.n else 0
     t0 = time.perf_counter()
@@ -89,6 +90,10 @@ def refine_units(unit: np.ndarray, space: np.ndarray, spikes: Spikes, cfg: SortC
         with rep.bar("split", n_el, unit="electrode") as up:
             unit = split_units(unit, spikes, cfg.split, cfg.seed, progress=up, workers=pool_size(cfg.workers, n_el))
     t0 = _timed(seconds, "split", t0)
+    if cfg.split.enabled and cfg.split.join_valley <= 1:
+        with rep.bar("join", n_el, unit="electrode") as up:
+            unit = join_units(unit, spikes, cfg.split, cfg.seed, progress=up, workers=pool_size(cfg.workers, n_el))
+    t0 = _timed(seconds, "join", t0)
     unit = curate(unit, spikes, cfg.curation, cfg.detection.dead_time_ms)
     t0 = _timed(seconds, "curate", t0)
     table = unit_table(unit, spikes, cfg.detection.align_sample, cfg.detection.dead_time_ms)

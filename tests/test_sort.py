@@ -48,8 +48,8 @@ def test_result_folder_holds_what_other_tools_load(sorted_small):
     run = json.loads((out / "run.json").read_text())
     assert run["input"]["file_spec"] == "2.3" and len(run["input"]["segments"]) == 2
     assert {"torch", "neo", "numpy", "spikevae"} <= set(run["versions"])
-    assert set(run["seconds"]) == {"read_filter_detect", "train", "encode", "cluster", "split", "curate", "measure",
-                                   "label", "write"}
+    assert set(run["seconds"]) == {"read_filter_detect", "train", "encode", "cluster", "split", "join", "curate",
+                                   "measure", "label", "write"}
     assert run["counts"]["kept"] == n and run["device"] == "cpu"
     assert run["config"]["detection"]["threshold"] == 3.25  # the default 250–750 Hz band's
     assert run["config"]["vae"]["steps"] == 180  # the default with the band's contrastive term

@@ -8,7 +8,7 @@ from spikevae.config import SortConfig
 from spikevae.sorting.detection import estimate_noise
 from spikevae.sorting.filtering import BandpassFilter
 from spikevae.io.reader import open_recording
-from spikevae.sorting.splitting import _two_groups, split_units
+from spikevae.sorting.splitting import _two_groups, join_units, split_units
 from spikevae.sorting.whitening import whitener
 
 from .conftest import as_spikes, band_noise
@@ -160,3 +160,36 @@ def test_electrodes_split_on_two_processes_as_on_one_and_new_units_follow_the_ol
     assert sorted(np.unique(two[electrode == 0])) == [0, 3]
     assert sorted(np.unique(two[electrode == 1])) == [1]
     assert sorted(np.unique(two[electrode == 2])) == [2, 4]
+
+
+def test_a_broad_neuron_cut_by_where_its_trough_fell_is_joined_but_two_neurons_are_not():
+    # The mixture cuts a broad neuron by where the noise put its trough: here the spikes whose
+    # trough fell early apart from those whose trough fell late. Realigned together they show no
+    # valley and join; two neurons of equal trough and different shape, or of one shape and
+    # troughs 25 % apart, stay two.
+    params = SortConfig(band_hz=(250, 7500)).split
+    rng = np.random.default_rng(0)
+    noise, ac = band_noise(rng, 600)
+    shift = rng.integers(-2, 3, 600)
+    broad = np.stack([20 * _template(stretch=2.0, shift=s) for s in shift]) * rng.lognormal(0, 0.05, (600, 1)) + noise
+    cut = (shift > 0).astype(int)
+    joined = join_units(cut, as_spikes(broad, autocorr={0: ac}), params)
+    assert len(np.unique(joined)) == 1
+    off = join_units(cut, as_spikes(broad, autocorr={0: ac}), dataclasses.replace(params, join_valley=2.0))
+    np.testing.assert_array_equal(off, cut)
+
+    truth = np.r_[np.zeros(300, int), np.ones(300, int)]
+    shapes = np.concatenate([10 * _template() * rng.lognormal(0, 0.05, (300, 1)),
+                             10 * _template(1.3) * rng.lognormal(0, 0.05, (300, 1))]) + noise
+    sizes = np.concatenate([10 * _template() * rng.lognormal(0, 0.05, (300, 1)),
+                            7.5 * _template() * rng.lognormal(0, 0.05, (300, 1))]) + noise
+    for wf in (shapes, sizes):
+        np.testing.assert_array_equal(join_units(truth, as_spikes(wf, autocorr={0: ac}), params), truth)
+
+
+def test_results_written_before_the_join_read_back_without_it():
+    wide = SortConfig(band_hz=(250, 7500))
+    assert wide.split.join_valley == 0.95 and SortConfig().split.join_valley > 1
+    before = wide.to_dict()
+    del before["split"]["join_valley"]
+    assert SortConfig.from_dict(before).split.join_valley > 1

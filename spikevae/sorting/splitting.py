@@ -1,4 +1,4 @@
-"""After clustering: split units that hold two neurons of one electrode.
+"""After clustering: split units that hold two neurons of one electrode, and join units that are one.
 
 Two neurons on one electrode with nearly the same shape (mean waveforms correlating at
 0.96–0.99) and troughs 10–40 % apart land in one cluster of the feature space: the β-VAE,
@@ -31,6 +31,13 @@ amplitudes), which only a difference in size may split off, and only at a unit's
 Pieces are tested again, up to ``max_units`` per unit, but into pieces of ``min_alike_spikes``
 only: once the first test has opened a unit, the second cuts off such outliers far more often
 than a third neuron. Burst pieces split here are rejoined by curation, which runs next.
+
+The mixture (above 1 kHz) also cuts such a broad neuron by where its trough fell, into units of
+near-equal trough that the split leaves apart. ``join_units`` then joins two units of one
+electrode whose median troughs are within ``join_ratio`` of each other when, realigned together
+as the split realigns one unit, no valley lies between them in their principal axes. Two cells
+of one electrode mostly keep a valley there, and where they do not their troughs mostly differ,
+as those of the tuning families' look-alikes do (by 20–45 %).
 """
 from __future__ import annotations
 
@@ -41,7 +48,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from sklearn.mixture import GaussianMixture
 
-from .clustering import UNSORTED, posterior_overlap, principal_space
+from .clustering import UNSORTED, posterior_overlap, principal_space, valley_ratio
 from .parallel import map_electrodes
 from ..params import SplitParams
 from ..io.store import groups
@@ -154,6 +161,62 @@ def split_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarra
             pieces += 1
             todo += [m[~side], m[side]]
     return piece
+
+
+def join_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarray, autocorr: np.ndarray | None,
+                   params: SplitParams, seed: int = 0) -> np.ndarray:
+    """One electrode's labels with the units that are one neuron joined, the pair with the
+    shallowest valley first (into the larger), each unit represented by at most half of
+    ``max_fit`` of its spikes."""
+    lab = lab.copy()
+    w = whitener(autocorr, waveforms.shape[1], params.shrinkage)
+    amp = np.abs(np.asarray(amplitude))
+    rng = np.random.default_rng(seed)
+    tried: dict[tuple[int, int], float] = {}  # a pair's valley, until either side changes
+    while True:
+        ids = [u for u in np.unique(lab[lab != UNSORTED]) if (lab == u).sum() > params.n_dims + 1]
+        members = {u: np.flatnonzero(lab == u) for u in ids}
+        trough = {u: np.median(amp[m]) for u, m in members.items()}
+        best, pair = params.join_valley, None
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                if min(trough[a], trough[b]) < params.join_ratio * max(trough[a], trough[b]):
+                    continue
+                if (a, b) not in tried:
+                    ma, mb = (m if len(m) <= params.max_fit // 2 else rng.choice(m, params.max_fit // 2, replace=False)
+                              for m in (members[a], members[b]))
+                    raw = np.asarray(waveforms[np.r_[ma, mb]], dtype=np.float64)
+                    if params.max_shift:
+                        raw = realigned(raw, w, params.max_shift, params.shift_step)
+                    z = principal_space(raw @ w, params.n_dims, seed)
+                    tried[a, b] = valley_ratio(z[:len(ma)], z[len(ma):], seed)
+                if tried[a, b] >= best:
+                    best, pair = tried[a, b], (a, b)
+        if pair is None:
+            return lab
+        keep, gone = sorted(pair, key=lambda u: -len(members[u]))
+        lab[lab == gone] = keep
+        tried = {k: v for k, v in tried.items() if not set(k) & set(pair)}
+
+
+def join_units(unit: np.ndarray, spikes: Spikes, params: SplitParams, seed: int = 0, progress=None,
+               workers: int = 1) -> np.ndarray:
+    """Unit ids after joining the units that are one neuron (``join_electrode``; a joined unit
+    keeps the larger one's id), on ``workers`` processes as ``split_units``."""
+    if params.join_valley is None:
+        raise ValueError("SplitParams.join_valley is unset: take default_join_valley(band_hz)")
+    unit = np.asarray(unit).copy()
+    every = groups(spikes.electrode)
+    on = params.enabled and params.join_valley <= 1
+    by_electrode = [(ch, s) for ch, idx in every.items()
+                    if on and len(np.unique(unit[s := idx[unit[idx] != UNSORTED]])) > 1]
+    if progress is not None:
+        progress(len(every) - len(by_electrode))  # fewer than two units there: nothing to join
+    tasks = ((unit[idx], np.asarray(spikes.waveform[idx]), np.asarray(spikes.amplitude[idx]), spikes.autocorr.get(ch),
+              params, seed) for ch, idx in by_electrode)
+    for (_, idx), lab in zip(by_electrode, map_electrodes(join_electrode, tasks, workers, progress)):
+        unit[idx] = lab
+    return unit
 
 
 def split_units(unit: np.ndarray, spikes: Spikes, params: SplitParams, seed: int = 0, progress=None,
