@@ -23,6 +23,8 @@ members is dissolved into unsorted.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import linalg, stats
 from sklearn.decomposition import PCA
@@ -134,24 +136,38 @@ def valley_ratio(a: np.ndarray, b: np.ndarray, seed: int = 0, most: int = 4_000)
     return float(between.min() / max(min(between[0], between[-1]), 1e-300))
 
 
-def join_without_valley(community: np.ndarray, z: np.ndarray, min_ratio: float, seed: int = 0) -> np.ndarray:
-    """Community index of each point after joining, the pair with the shallowest valley first,
-    communities whose ``valley_ratio`` is at least ``min_ratio``."""
-    community = community.copy()
-    tried: dict[tuple[int, int], float] = {}  # a pair's ratio, until either side changes
+def join_best_first(labels: np.ndarray, score: Callable[[np.ndarray, np.ndarray], float | None], least: float,
+                    larger_stays: bool = False) -> np.ndarray:
+    """``labels`` (−1 stays) after joining, the best pair first, pairs whose ``score`` (of the two
+    groups' indices; None: never) is at least ``least``; a pair's score is kept until either side
+    changes. A joined pair takes its first group's label, or with ``larger_stays`` the larger's."""
+    labels = labels.copy()
+    tried: dict[tuple[int, int], float | None] = {}
     while True:
-        ids = [c for c in np.unique(community) if (community == c).sum() > z.shape[1] + 1]
-        best, pair = min_ratio, None
+        members = {c: np.flatnonzero(labels == c) for c in np.unique(labels[labels != UNSORTED])}
+        ids = list(members)
+        best, pair = least, None
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
                 if (a, b) not in tried:
-                    tried[a, b] = valley_ratio(z[community == a], z[community == b], seed)
-                if tried[a, b] >= best:
+                    tried[a, b] = score(members[a], members[b])
+                if tried[a, b] is not None and tried[a, b] >= best:
                     best, pair = tried[a, b], (a, b)
         if pair is None:
-            return np.unique(community, return_inverse=True)[1]
-        community[community == pair[1]] = pair[0]
+            return labels
+        keep, gone = pair
+        if larger_stays and len(members[gone]) > len(members[keep]):
+            keep, gone = gone, keep
+        labels[labels == gone] = keep
         tried = {k: v for k, v in tried.items() if not set(k) & set(pair)}
+
+
+def join_without_valley(community: np.ndarray, z: np.ndarray, min_ratio: float, seed: int = 0) -> np.ndarray:
+    """Community index of each point after joining, the pair with the shallowest valley first,
+    communities whose ``valley_ratio`` is at least ``min_ratio``."""
+    def valley(a: np.ndarray, b: np.ndarray) -> float | None:
+        return valley_ratio(z[a], z[b], seed) if min(len(a), len(b)) > z.shape[1] + 1 else None
+    return np.unique(join_best_first(community, valley, min_ratio), return_inverse=True)[1]
 
 
 def graph_units(z: np.ndarray, fit_idx: np.ndarray, params: ClusterParams, seed: int = 0

@@ -48,7 +48,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from sklearn.mixture import GaussianMixture
 
-from .clustering import UNSORTED, posterior_overlap, principal_space, valley_ratio
+from .clustering import UNSORTED, join_best_first, posterior_overlap, principal_space, valley_ratio
 from .parallel import map_electrodes
 from ..params import SplitParams
 from ..io.store import groups
@@ -168,35 +168,22 @@ def join_electrode(lab: np.ndarray, waveforms: np.ndarray, amplitude: np.ndarray
     """One electrode's labels with the units that are one neuron joined, the pair with the
     shallowest valley first (into the larger), each unit represented by at most half of
     ``max_fit`` of its spikes."""
-    lab = lab.copy()
     w = whitener(autocorr, waveforms.shape[1], params.shrinkage)
     amp = np.abs(np.asarray(amplitude))
     rng = np.random.default_rng(seed)
-    tried: dict[tuple[int, int], float] = {}  # a pair's valley, until either side changes
-    while True:
-        ids = [u for u in np.unique(lab[lab != UNSORTED]) if (lab == u).sum() > params.n_dims + 1]
-        members = {u: np.flatnonzero(lab == u) for u in ids}
-        trough = {u: np.median(amp[m]) for u, m in members.items()}
-        best, pair = params.join_valley, None
-        for i, a in enumerate(ids):
-            for b in ids[i + 1:]:
-                if min(trough[a], trough[b]) < params.join_ratio * max(trough[a], trough[b]):
-                    continue
-                if (a, b) not in tried:
-                    ma, mb = (m if len(m) <= params.max_fit // 2 else rng.choice(m, params.max_fit // 2, replace=False)
-                              for m in (members[a], members[b]))
-                    raw = np.asarray(waveforms[np.r_[ma, mb]], dtype=np.float64)
-                    if params.max_shift:
-                        raw = realigned(raw, w, params.max_shift, params.shift_step)
-                    z = principal_space(raw @ w, params.n_dims, seed)
-                    tried[a, b] = valley_ratio(z[:len(ma)], z[len(ma):], seed)
-                if tried[a, b] >= best:
-                    best, pair = tried[a, b], (a, b)
-        if pair is None:
-            return lab
-        keep, gone = sorted(pair, key=lambda u: -len(members[u]))
-        lab[lab == gone] = keep
-        tried = {k: v for k, v in tried.items() if not set(k) & set(pair)}
+
+    def valley(a: np.ndarray, b: np.ndarray) -> float | None:
+        ta, tb = np.median(amp[a]), np.median(amp[b])
+        if min(len(a), len(b)) <= params.n_dims + 1 or min(ta, tb) < params.join_ratio * max(ta, tb):
+            return None
+        a, b = (m if len(m) <= params.max_fit // 2 else rng.choice(m, params.max_fit // 2, replace=False)
+                for m in (a, b))
+        raw = np.asarray(waveforms[np.r_[a, b]], dtype=np.float64)
+        if params.max_shift:
+            raw = realigned(raw, w, params.max_shift, params.shift_step)
+        z = principal_space(raw @ w, params.n_dims, seed)
+        return valley_ratio(z[:len(a)], z[len(a):], seed)
+    return join_best_first(lab, valley, params.join_valley, larger_stays=True)
 
 
 def join_units(unit: np.ndarray, spikes: Spikes, params: SplitParams, seed: int = 0, progress=None,
