@@ -13,7 +13,8 @@ from .params import (NEV_BAND_HZ, ClusterParams, CurationParams, DetectionParams
 # settings added since results were first written, with the value such results ran with (a
 # result with no split section ran without the split step)
 FORMER_SETTINGS = {"split": {"min_alike_spikes": None, "max_shift": 0, "shift_step": 1.0, "join_valley": 2.0},
-                   "curation": {"followers_only": False, "min_excess_share": 0.0, "max_refractory_share": None},
+                   "curation": {"followers_only": False, "min_excess_share": 0.0, "max_refractory_share": None,
+                                "max_recovered_share": None, "echoes_after_join": False},
                    "cluster": {"method": "mixture", "join_valley": 2.0},
                    "vae": {"contrast": 0.0, "contrast_shift": 0}}
 

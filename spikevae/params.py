@@ -243,6 +243,11 @@ class CurationParams:
                                        # two independent cells would have, with at least this many
                                        # expected; then all of it joins (None: never; RESULTS.md,
                                        # "Burst modes joined whole")
+    recovery_ms: float = 100.0         # after this long a silence a cell's spike has its full size, so
+    max_recovered_share: float | None = 0.2  # a cluster of its shrunk spikes is at most this share as
+    max_recovered_p: float = 1e-3      # often after it as among all, by chance at most this (None: never)
+    echo_within_ms: float = 3.0        # unless most of it comes this soon after the larger's: echoes
+    echoes_after_join: bool = True     # look for echoes again once the pieces of a unit are joined
     floor_ratio: float = FLOOR_RATIO   # a unit's median trough must reach this × the threshold
                                        # (RESULTS.md, "Curation floor")
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import spikevae
-from spikevae.sorting.curation import (CurationParams, curate, drop_echoes, follow_fraction, following,
-                                      locked_fraction, merge_bursts)
+from spikevae.sorting.curation import (CurationParams, curate, drop_echoes, follow_fraction, following, join_shrunk,
+                                      locked_fraction, merge_bursts, recovered_share)
 from spikevae.simulators.groundtruth import score
 from spikevae.simulators.simulation import SimulationConfig, simulate
 
@@ -207,3 +207,62 @@ def test_filter_echoes_are_left_unsorted_but_bursts_and_other_cells_are_not():
     assert (out[labels != 1] == labels[labels != 1]).all()
     louder = drop_echoes(labels, t, np.where(labels == 1, 120.0, amp), CurationParams())
     assert (louder == labels).all()  # as large as half its spike: not taken for an echo
+
+
+@pytest.mark.parametrize("band", [NARROW, WIDE])
+def test_a_cells_shrunk_spikes_join_it_whole_and_another_cell_of_its_shape_does_not(band):
+    # Every spike within 40 ms of the one before is shrunk, as MEArec's cells are after up to
+    # 100 ms: none of them ends a silence of 100 ms, and most follow no spike within the burst lags.
+    params = spikevae.SortConfig(band_hz=band).curation
+    rng = np.random.default_rng(11)
+    t, small = _bursting_unit(rng, late_ms=40.0)
+    share, p = recovered_share(t[~small], t[small], params.recovery_ms)
+    assert share == 0.0 and p < 1e-10
+    labels, t, wf = _electrode(rng, t[~small], t[small], lambda s: s, small_uv=60)
+    assert len(set(join_shrunk(labels, t, wf, params))) == 1
+    assert (join_shrunk(labels, t, wf, dataclasses.replace(params, max_recovered_share=None)) == labels).all()
+    # a second bursting cell of the same shape and size ends silences with its bursts' first spikes
+    other, _ = _bursting_unit(rng)
+    assert recovered_share(t[labels == 0], other, params.recovery_ms)[0] > 0.4
+    labels, t, wf = _electrode(rng, t[labels == 0], other, lambda s: s, small_uv=60)
+    np.testing.assert_array_equal(join_shrunk(labels, t, wf, params), labels)
+
+
+def test_noise_riding_a_large_spikes_side_lobe_is_not_taken_for_its_shrunk_spikes():
+    # Events 1.5–2.5 ms after a large spike never end a silence either, but are its filter's echo.
+    rng = np.random.default_rng(12)
+    big = poisson_ticks(rng, 15.0)
+    lobe = np.sort(rng.choice(big, 400, replace=False) + rng.integers(45, 75, 400))
+    labels, t, wf = _electrode(rng, big, lobe, lambda s: s, small_uv=60)
+    assert recovered_share(big, lobe, 100.0)[0] == 0.0
+    np.testing.assert_array_equal(join_shrunk(labels, t, wf, narrow()), labels)
+
+
+def test_a_units_echo_is_dropped_once_its_pieces_are_joined():
+    # The echo follows 300 spikes of each of the unit's two pieces (and 200 events lie elsewhere):
+    # locked to each piece it is 37.5 %, under min_echo_fraction; to the joined unit, 75 %.
+    rng = np.random.default_rng(13)
+    t, small = _bursting_unit(rng, late_ms=40.0)
+    big, shrunk = t[~small], t[small]
+    echo = np.sort(np.r_[rng.choice(big, 300, replace=False), rng.choice(shrunk, 300, replace=False)] + 62)
+    stray = poisson_ticks(rng, 200 / DURATION)
+    t = np.r_[big, shrunk, echo, stray]
+    labels = np.repeat([0, 1, 2, 2], [len(big), len(shrunk), len(echo), len(stray)])
+    shape = -np.hanning(48)
+    wf = np.repeat([shape * 100, shape * 60, np.roll(shape, 12) * 15], np.bincount(labels), axis=0)
+    wf = wf + rng.normal(0, 3, wf.shape)
+    spikes = as_spikes(wf, amplitude=wf.min(axis=1), timestamp=t, threshold_uv=[10.0], duration_s=DURATION)
+    params = dataclasses.replace(spikevae.SortConfig(band_hz=WIDE).curation, floor_ratio=0.0)
+    out = curate(labels, spikes, params)
+    assert (out[labels == 2] == -1).all() and len(np.unique(out[labels < 2])) == 1
+    before = curate(labels, spikes, dataclasses.replace(params, echoes_after_join=False))
+    assert (before[labels == 2] >= 0).all()
+
+
+def test_results_written_before_the_shrunk_join_read_back_without_it():
+    before = spikevae.SortConfig().to_dict()
+    del before["curation"]["max_recovered_share"], before["curation"]["echoes_after_join"]
+    former = spikevae.SortConfig.from_dict(before).curation
+    assert former.max_recovered_share is None and not former.echoes_after_join
+    now = spikevae.SortConfig.from_dict(spikevae.SortConfig().to_dict()).curation
+    assert now.max_recovered_share == 0.2 and now.echoes_after_join

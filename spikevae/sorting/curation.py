@@ -1,5 +1,5 @@
-"""After clustering: leave filter echoes unsorted, rejoin the pieces of bursting units, and
-leave threshold noise unsorted.
+"""After clustering: leave filter echoes unsorted, rejoin the pieces of bursting and adapting
+units, and leave threshold noise unsorted.
 
 Two failure modes of clustering one electrode at a time, both measured on simulated ground
 truth (``benchmarks/RESULTS.md``):
@@ -32,6 +32,17 @@ truth (``benchmarks/RESULTS.md``):
   cells within 1.5 ms make one event. Nor does the count alone: an event 1.5–2 ms from a large
   spike rides on its rebound and is often clustered elsewhere, so a cluster of hash can look
   refractory beside a unit. Only a pair that passed the follow test is judged by it.
+- A cell's spike is smaller the sooner it follows the cell's last one (bursts, and adaptation
+  over tens of ms: Fee, Mitra & Kleinfeld 1996; MEArec models it up to 100 ms), so the mixture
+  cuts it by amplitude at any interval, not only a burst's. Its smaller cluster gives itself
+  away: after a silence of ``recovery_ms`` of the pair, the cell's spike has its full size, so
+  the small cluster is rarely among the spikes that end such a silence. Two cells fire
+  independently, and a silence of both ends with either. A pair of alike shape whose small
+  cluster ends at most ``max_recovered_share`` of its share of such silences joins whole
+  (RESULTS.md, "Shrunk spikes joined"), unless it is an echo: after a large spike at 250–750 Hz,
+  noise events riding the filter's side lobes come within ``echo_within_ms`` and never end a
+  silence either. After the joins a unit's echoes are looked for again: against each of the
+  unit's pieces they were too few to count.
 - Lowering the detection threshold catches more of each unit's spikes, but also noise and
   distant-unit hash, which cluster just above the threshold. A unit whose median trough is
   less than ``floor_ratio`` × the threshold is put back into unsorted (1.25 × 3.5 SD is the
@@ -44,7 +55,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats
 
-from .clustering import UNSORTED
+from .clustering import UNSORTED, join_best_first
 from ..params import CurationParams
 from ..io.reader import TICKS_PER_SECOND
 from ..io.store import groups
@@ -133,6 +144,47 @@ def drop_echoes(labels: np.ndarray, timestamps: np.ndarray, amplitude: np.ndarra
     return labels
 
 
+def recovered_share(t_big: np.ndarray, t_small: np.ndarray, recovery_ms: float) -> tuple[float, float]:
+    """Of two units' pooled spikes that come at least ``recovery_ms`` after the pool's previous
+    spike, the small unit's share as a multiple of its share of all, and the binomial chance of
+    that few if a spike's size did not depend on the interval before it."""
+    t = np.r_[t_big, t_small]
+    small = np.r_[np.zeros(len(t_big), bool), np.ones(len(t_small), bool)][np.argsort(t, kind="stable")]
+    quiet = np.diff(np.sort(t)) >= recovery_ms * TICKS_PER_SECOND / 1e3
+    n, k, share = int(quiet.sum()), int(small[1:][quiet].sum()), small.mean()
+    if n == 0 or share == 0:
+        return 1.0, 1.0
+    return k / (n * share), float(stats.binom.cdf(k, n, share))
+
+
+def join_shrunk(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarray,
+                params: CurationParams) -> np.ndarray:
+    """One electrode's labels with the clusters of a cell's shrunk spikes joined to it whole,
+    best pair (fewest recovered small spikes) first: of alike shape and trough within
+    ``min_amplitude_ratio``, the smaller cluster is at most ``max_recovered_share`` as often
+    among the spikes after a ``recovery_ms`` silence as among all (binomial chance at most
+    ``max_recovered_p``), and fewer than ``min_echo_fraction`` of its spikes come within
+    ``echo_within_ms`` after the larger's, where its filter's echoes lie."""
+    if params.max_recovered_share is None:
+        return labels
+    if params.min_amplitude_ratio is None:
+        raise ValueError("CurationParams.min_amplitude_ratio is unset: take default_burst_ratio(band_hz)")
+
+    def recovered(a: np.ndarray, b: np.ndarray) -> float | None:
+        mean_a, mean_b = waveforms[a].mean(axis=0), waveforms[b].mean(axis=0)
+        size_a, size_b = np.abs(mean_a).max(), np.abs(mean_b).max()
+        big, small = (a, b) if size_a >= size_b else (b, a)
+        if min(size_a, size_b) < params.min_amplitude_ratio * max(size_a, size_b) or \
+                np.corrcoef(mean_a, mean_b)[0, 1] < params.min_shape_corr:
+            return None
+        t_big, t_small = np.sort(timestamps[big]), np.sort(timestamps[small])
+        if following(t_big, t_small, (params.echo_lag_ms[0], params.echo_within_ms)).mean() >= params.min_echo_fraction:
+            return None
+        share, p = recovered_share(t_big, t_small, params.recovery_ms)
+        return 1.0 - share if p <= params.max_recovered_p else None
+    return join_best_first(labels, recovered, 1.0 - params.max_recovered_share, larger_stays=True)
+
+
 def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarray, duration_s: float,
                  params: CurationParams, dead_time_ms: float = 1.0) -> np.ndarray:
     """One electrode's labels with burst followers moved into their unit, best pair first: the
@@ -178,8 +230,12 @@ def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams, dead_time_m
         if len(np.unique(lab[lab != UNSORTED])) > 1:
             lab = drop_echoes(lab, np.asarray(timestamps[idx]), amp, params)
         if len(np.unique(lab[lab != UNSORTED])) > 1:
+            lab = join_shrunk(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), params)
+        if len(np.unique(lab[lab != UNSORTED])) > 1:
             lab = merge_bursts(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), spikes.duration_s, params,
                                dead_time_ms)
+        if params.echoes_after_join and len(np.unique(lab[lab != UNSORTED])) > 1:
+            lab = drop_echoes(lab, np.asarray(timestamps[idx]), amp, params)
         floor = params.floor_ratio * spikes.threshold_uv[ch]
         for c in np.unique(lab[lab != UNSORTED]):
             if np.median(amp[lab == c]) < floor:
