@@ -1,7 +1,7 @@
 """After clustering: leave filter echoes unsorted, rejoin the pieces of bursting and adapting
 units, and leave threshold noise unsorted.
 
-Two failure modes of clustering one electrode at a time, both measured on simulated ground
+The failure modes of clustering one electrode at a time, each measured on simulated ground
 truth (``benchmarks/RESULTS.md``):
 
 - A band-pass filter rings: a large spike filtered to 250–750 Hz is followed and preceded by
