@@ -219,6 +219,11 @@ def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarr
         labels[small] = best[1]
 
 
+def _several(labels: np.ndarray) -> bool:
+    """Whether one electrode's ``labels`` hold two units or more."""
+    return len(np.unique(labels[labels != UNSORTED])) > 1
+
+
 def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams, dead_time_ms: float = 1.0) -> np.ndarray:
     """Global unit ids after both steps, renumbered 0..k−1 in order (−1 = unsorted);
     ``dead_time_ms`` is the detector's."""
@@ -226,16 +231,16 @@ def curate(unit: np.ndarray, spikes: Spikes, params: CurationParams, dead_time_m
     unit = np.asarray(unit).copy()
     for ch, idx in groups(spikes.electrode).items():
         lab = unit[idx]
-        amp = np.abs(np.asarray(amplitude[idx]))
-        if len(np.unique(lab[lab != UNSORTED])) > 1:
-            lab = drop_echoes(lab, np.asarray(timestamps[idx]), amp, params)
-        if len(np.unique(lab[lab != UNSORTED])) > 1:
-            lab = join_shrunk(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), params)
-        if len(np.unique(lab[lab != UNSORTED])) > 1:
-            lab = merge_bursts(lab, np.asarray(timestamps[idx]), np.asarray(waveforms[idx]), spikes.duration_s, params,
-                               dead_time_ms)
-        if params.echoes_after_join and len(np.unique(lab[lab != UNSORTED])) > 1:
-            lab = drop_echoes(lab, np.asarray(timestamps[idx]), amp, params)
+        amp, t = np.abs(np.asarray(amplitude[idx])), np.asarray(timestamps[idx])
+        if _several(lab):
+            lab = drop_echoes(lab, t, amp, params)
+        if _several(lab):
+            wf = np.asarray(waveforms[idx])
+            lab = join_shrunk(lab, t, wf, params)
+            if _several(lab):
+                lab = merge_bursts(lab, t, wf, spikes.duration_s, params, dead_time_ms)
+            if params.echoes_after_join and _several(lab):
+                lab = drop_echoes(lab, t, amp, params)
         floor = params.floor_ratio * spikes.threshold_uv[ch]
         for c in np.unique(lab[lab != UNSORTED]):
             if np.median(amp[lab == c]) < floor:
