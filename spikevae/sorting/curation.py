@@ -144,6 +144,15 @@ def drop_echoes(labels: np.ndarray, timestamps: np.ndarray, amplitude: np.ndarra
     return labels
 
 
+def one_cell_shape(mean_a: np.ndarray, mean_b: np.ndarray, size_big: float, size_small: float,
+                   params: CurationParams) -> bool:
+    """Whether two clusters' mean waveforms are alike enough (``min_shape_corr``), and the
+    smaller's size close enough to the larger's (``min_amplitude_ratio``), to be one cell's
+    spikes at two sizes: the burst rules' and the shrunk spikes' common test."""
+    return params.min_amplitude_ratio * size_big <= size_small and \
+        not np.corrcoef(mean_a, mean_b)[0, 1] < params.min_shape_corr
+
+
 def recovered_share(t_big: np.ndarray, t_small: np.ndarray, recovery_ms: float) -> tuple[float, float]:
     """Of two units' pooled spikes that come at least ``recovery_ms`` after the pool's previous
     spike, the small unit's share as a multiple of its share of all, and the binomial chance of
@@ -174,8 +183,7 @@ def join_shrunk(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarra
         mean_a, mean_b = waveforms[a].mean(axis=0), waveforms[b].mean(axis=0)
         size_a, size_b = np.abs(mean_a).max(), np.abs(mean_b).max()
         big, small = (a, b) if size_a >= size_b else (b, a)
-        if min(size_a, size_b) < params.min_amplitude_ratio * max(size_a, size_b) or \
-                np.corrcoef(mean_a, mean_b)[0, 1] < params.min_shape_corr:
+        if not one_cell_shape(mean_a, mean_b, max(size_a, size_b), min(size_a, size_b), params):
             return None
         t_big, t_small = np.sort(timestamps[big]), np.sort(timestamps[small])
         if following(t_big, t_small, (params.echo_lag_ms[0], params.echo_within_ms)).mean() >= params.min_echo_fraction:
@@ -204,8 +212,8 @@ def merge_bursts(labels: np.ndarray, timestamps: np.ndarray, waveforms: np.ndarr
         best = None
         for big in ids:
             for small in ids:
-                if not params.min_amplitude_ratio * size[big] <= size[small] < size[big] or \
-                        np.corrcoef(mean[big], mean[small])[0, 1] < params.min_shape_corr:
+                if not size[small] < size[big] or \
+                        not one_cell_shape(mean[big], mean[small], size[big], size[small], params):
                     continue
                 frac, p, excess = follow_fraction(times[big], times[small], duration_s, params.burst_lag_ms)
                 if frac >= params.min_follow_fraction and p <= params.max_follow_p and \
